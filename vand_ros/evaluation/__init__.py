@@ -1,0 +1,1 @@
+"""Evaluation layer: closed-loop rollouts, metrics, reports and benchmarks."""

@@ -1,0 +1,1 @@
+"""Simulation layer (mujoco, rclpy): the simulated mobile manipulator, scripted demonstrators, recording."""
