@@ -71,12 +71,14 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(exclude=["test", "test.*"]),
     include_package_data=True,
+    package_data={f"{PACKAGE}.simulation": ["assets/*.urdf"]},  # the sim builds its model from the URDF
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/models", glob("models/*.onnx") + glob("models/*.md")),
+        (f"share/{PACKAGE}/urdf", glob(f"{PACKAGE}/simulation/assets/*.urdf")),
     ],
     install_requires=["numpy>=1.22", "pyyaml>=5.4"],
     extras_require=EXTRAS,

@@ -1,0 +1,187 @@
+"""Scripted demonstrations written in-process by `vand-ros demos`: real rosbag2 files, each doing its task."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from rosbags.highlevel import AnyReader
+
+from vand_ros import cli, robot
+from vand_ros.simulation import demonstrators as D
+from vand_ros.simulation import kinematics as K
+from vand_ros.simulation import model as M
+from vand_ros.simulation.bagsink import RECORDED
+
+NOMINAL = {
+    robot.TOPICS.joint_states: robot.RATES.joint_states,
+    robot.TOPICS.odom: robot.RATES.odom,
+    robot.TOPICS.features: robot.RATES.features,
+    robot.TOPICS.arm_command: robot.RATES.control,
+    robot.TOPICS.cmd_vel: robot.RATES.control,
+    robot.TOPICS.instruction: 1.0,
+}
+
+
+def read_bag(path: Path) -> dict[str, list[tuple[int, Any]]]:
+    """topic -> [(receive time [ns], message)], plus '_types' -> [(topic, type)]."""
+    out: dict[str, Any] = {}
+    with AnyReader([path]) as reader:
+        out["_types"] = sorted((c.topic, c.msgtype) for c in reader.connections)
+        for conn, t, raw in reader.messages():
+            out.setdefault(conn.topic, []).append((t, reader.deserialize(raw, conn.msgtype)))
+    return out
+
+
+def stamp_ns(msg: Any) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("demos")
+    assert cli.main(["demos", "--behaviour", "all", "--episodes", "1", "--seed", "3", "--out", str(out)]) == 0
+    return {b: read_bag(out / f"{b}_000") for b in robot.BEHAVIOURS}
+
+
+def demo(behaviour: str) -> D.Demonstrator:
+    return D.make(behaviour, D.episode_rng(3, 0, behaviour))
+
+
+def series(bag: dict[str, Any], topic: str, fn: Any) -> tuple[np.ndarray, np.ndarray]:
+    t = np.array([ns for ns, _ in bag[topic]]) / 1e9
+    return t, np.array([fn(m) for _, m in bag[topic]])
+
+
+def dominant_period(t: np.ndarray, x: np.ndarray) -> float:
+    """Period [s] of the strongest frequency of a uniformly sampled signal (zero-padded FFT)."""
+    x = x - x.mean()
+    n = 16 * len(x)
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)), n))
+    freqs = np.fft.rfftfreq(n, d=t[1] - t[0])
+    return float(1.0 / freqs[1:][np.argmax(spec[1:])])
+
+
+@pytest.mark.parametrize("behaviour", robot.BEHAVIOURS)
+def test_bag_types_counts_rates_and_stamps(bags: dict[str, Any], behaviour: str) -> None:
+    bag = bags[behaviour]
+    assert bag["_types"] == sorted(RECORDED)
+    duration = demo(behaviour).duration
+    assert 20.0 <= duration <= 30.0
+    for topic, rate in NOMINAL.items():
+        times = np.array([ns for ns, _ in bag[topic]])
+        assert len(times) == math.ceil(duration * rate - 1e-9), topic
+        measured = (len(times) - 1) / ((times[-1] - times[0]) / 1e9)
+        assert abs(measured / rate - 1) < 0.05, (topic, measured)
+    for topic in (robot.TOPICS.joint_states, robot.TOPICS.odom):
+        assert all(ns == stamp_ns(m) for ns, m in bag[topic])  # receive time = sim time = header stamp
+    assert {m.data for _, m in bag[robot.TOPICS.instruction]} == {behaviour}
+    js = bag[robot.TOPICS.joint_states][0][1]
+    assert list(js.name) == list(robot.ARM_JOINT_NAMES)
+    feat = bag[robot.TOPICS.features][0][1]
+    assert [(d.label, d.size) for d in feat.layout.dim] == [
+        ("entity:" + ",".join(robot.FEATURE_ENTITIES), len(robot.FEATURE_ENTITIES)),
+        ("field:x,y,z,visible", 4),
+    ]
+    assert set(np.unique(feat.data.reshape(-1, 4)[:, 3])) <= {0.0, 1.0}
+
+
+def test_wipe_strokes_with_its_period_while_the_base_stays(bags: dict[str, Any]) -> None:
+    d = demo("wipe")
+    t, q = series(bags["wipe"], robot.TOPICS.joint_states, lambda m: m.position)
+    t, q = t[t > d.approach + 0.5], q[t > d.approach + 0.5]
+    pan = q[:, 0]
+    assert dominant_period(t, pan) == pytest.approx(d.period, rel=0.05)
+    # Every stroke has the same amplitude: peak-to-peak per period within 10 %.
+    n = int(d.period * robot.RATES.joint_states)
+    p2p = [np.ptp(pan[i : i + n]) for i in range(0, len(pan) - n, n)]
+    assert len(p2p) >= 4 and np.std(p2p) < 0.1 * np.mean(p2p) and np.mean(p2p) > 0.3
+    _, pose = series(
+        bags["wipe"], robot.TOPICS.odom, lambda m: (m.pose.pose.position.x, m.pose.pose.position.y)
+    )
+    assert np.ptp(pose, axis=0).max() < 0.02
+    # The end effector is on the table top while wiping.
+    ee_z = np.array([K.forward(qq)[2] for qq in q])
+    assert np.all(np.abs(ee_z - (M.TABLE_HEIGHT + M.EE_RADIUS)) < 0.03)
+
+
+def test_patrol_drives_a_loop_with_its_period_arm_in_carry(bags: dict[str, Any]) -> None:
+    d = demo("patrol")
+    t, xy = series(
+        bags["patrol"], robot.TOPICS.odom, lambda m: (m.pose.pose.position.x, m.pose.pose.position.y)
+    )
+    keep = t > 2.0
+    assert d.duration / d.period > 1.5
+    assert dominant_period(t[keep], xy[keep, 0]) == pytest.approx(d.period, rel=0.05)
+    cx, cy = d.centre
+    radius = np.hypot(xy[keep, 0] - cx, xy[keep, 1] - cy)
+    assert np.all(np.abs(radius - d.radius) < 0.05)
+    _, q = series(bags["patrol"], robot.TOPICS.joint_states, lambda m: m.position)
+    assert np.abs(q[int(2 * robot.RATES.joint_states) :] - d.carry).max() < 0.02
+
+
+def touches(bag: dict[str, Any]) -> list[tuple[float, str]]:
+    """(time, station) of each new touch: end effector within 6 cm of a station mark, 6 cm off the floor."""
+    odom = bag[robot.TOPICS.odom]
+    odom_t = np.array([ns for ns, _ in odom])
+    out: list[tuple[float, str]] = []
+    current = None
+    for ns, js in bag[robot.TOPICS.joint_states]:
+        o = odom[min(int(np.searchsorted(odom_t, ns)), len(odom) - 1)][1]  # odometry at or just after ns
+        yaw = 2 * math.atan2(o.pose.pose.orientation.z, o.pose.pose.orientation.w)
+        ee = K.base_to_world(K.forward(js.position), o.pose.pose.position.x, o.pose.pose.position.y, yaw)
+        hit = None
+        for name, (sx, sy) in M.STATIONS.items():
+            if math.hypot(ee[0] - sx, ee[1] - sy) < 0.06 and ee[2] < 0.06:
+                hit = name
+        if hit and hit != current:
+            out.append((ns / 1e9, hit))
+        current = hit
+    return out
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "order"),
+    [
+        ("visit_abc", ["station_a", "station_b", "station_c"]),
+        ("visit_cba", ["station_c", "station_b", "station_a"]),
+    ],
+)
+def test_visit_touches_stations_in_order_then_stops(
+    bags: dict[str, Any], behaviour: str, order: list[str]
+) -> None:
+    bag = bags[behaviour]
+    hits = touches(bag)
+    assert [name for _, name in hits] == order
+    last = hits[-1][0]
+    t, v = series(
+        bag,
+        robot.TOPICS.odom,
+        lambda m: (m.twist.twist.linear.x, m.twist.twist.linear.y, m.twist.twist.angular.z),
+    )
+    _, pose = series(bag, robot.TOPICS.odom, lambda m: (m.pose.pose.position.x, m.pose.pose.position.y))
+    tail = t > last + 2.5
+    assert t[-1] - last > 4.0  # the episode goes on long enough to show the stop
+    assert np.abs(v[tail]).max() < 0.01
+    assert np.ptp(pose[tail], axis=0).max() < 0.005
+    tj, q = series(bag, robot.TOPICS.joint_states, lambda m: m.position)
+    assert np.ptp(q[tj > last + 2.5], axis=0).max() < 0.005
+    _, cmd = series(bag, robot.TOPICS.cmd_vel, lambda m: (m.linear.x, m.linear.y, m.angular.z))
+    assert np.all(cmd[-20:] == 0.0)
+
+
+def test_episodes_vary_and_replay_identically(tmp_path: Path) -> None:
+    from vand_ros.simulation.cli_demos import write_episode
+
+    a, b = demo("visit_abc"), D.make("visit_abc", D.episode_rng(3, 1, "visit_abc"))
+    assert a.start_base != b.start_base and a.speed != b.speed
+    for name in ("x", "y"):
+        write_episode("patrol", 3, 0, tmp_path / name, storage="sqlite3", duration=2.0)
+    x, y = read_bag(tmp_path / "x"), read_bag(tmp_path / "y")
+    assert (tmp_path / "x" / "metadata.yaml").exists()
+    qx = [m.position for _, m in x[robot.TOPICS.joint_states]]
+    qy = [m.position for _, m in y[robot.TOPICS.joint_states]]
+    np.testing.assert_array_equal(qx, qy)

@@ -1,0 +1,32 @@
+"""`vand-ros record --out DIR`: record the robot's topics over DDS into a rosbag2 (recorder_node)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="directory of the new bag (must not exist)")
+    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    parser.add_argument("--compress", action="store_true", help="zstd per message")
+    parser.add_argument(
+        "--duration", type=float, default=0.0, help="sim seconds from the first message (0: Ctrl-C)"
+    )
+    parser.add_argument("--with-clock", action="store_true", help="also record /clock")
+    parser.add_argument("--no-sim-time", action="store_true", help="stamp with the wall clock, not /clock")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vand_ros.simulation import recorder
+
+    ros = [
+        "--ros-args",
+        "-p", f"out:={args.out!r}",
+        "-p", f"storage:={args.storage}",
+        "-p", f"compress:={str(args.compress).lower()}",
+        "-p", f"duration:={args.duration}",
+        "-p", f"with_clock:={str(args.with_clock).lower()}",
+        "-p", f"use_sim_time:={str(not args.no_sim_time).lower()}",
+    ]  # fmt: skip
+    recorder.main(["vand-ros-record", *ros])
+    return 0

@@ -1,0 +1,284 @@
+"""Scripted demonstrators: state in, command out, at the control rate robot.RATES.control.
+
+Each demonstrator is a frozen set of episode parameters (drawn from a seeded generator) and a pure
+function `act(obs, memory) -> (command, memory)`: the observation is what the robot reports at control
+tick t (sim time, joint positions, odometry), the memory is a small immutable record of the task's
+progress (which station is next), so a run can be replayed and tested step by step.
+
+Per-episode variation (uniform within the stated ranges, world frame, [m], [rad], [s]):
+
+- wipe: start base x 1.15..1.30, y -0.15..0.15, yaw -0.10..0.10; stroke amplitude 0.15..0.30,
+  period 2.5..4.0, reach from the pan axis 0.55..0.65, stroke centre y -0.05..0.05; 20..30 s.
+- patrol: start base x -0.3..0.3, y -0.5..-0.2, yaw -0.3..0.3; loop radius 0.60..0.80, speed
+  0.40..0.50 m/s (period 7.5..12.6 s), carry pose home +- 0.05 per joint; 20..30 s.
+- visit_abc / visit_cba: start base x -0.3..0.3, y -0.3..0.3, yaw -0.5..0.5; speed 0.45..0.55 m/s,
+  touch reach 0.50..0.60, dwell 0.4..0.8; 26..30 s (the visits take about 20 s, then it stays stopped).
+- every behaviour: start arm = home + uniform(-0.15, 0.15) per joint.
+
+wipe: the base stays parked in front of the table; after a 2 s approach the end effector strokes left and
+right across the table top (sinusoid in y). patrol: the base drives a circle (counter-clockwise, started
+tangentially) with the arm in carry pose. visit_*: the base drives to a stand-off pose facing each
+station in turn; the arm reaches down, touches the station mark with the end effector, dwells, lifts
+back to carry pose; after the last station the robot stops and stays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vand_ros import robot
+from vand_ros.errors import VandError
+from vand_ros.simulation import kinematics as K
+from vand_ros.simulation import model as M
+from vand_ros.simulation.physics import Odom, wrap
+
+HOME = np.array([j.home for j in robot.ARM_JOINTS])  # (6,) [rad]
+CONTROL_DT = 1.0 / robot.RATES.control  # [s]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a demonstrator reads at a control tick."""
+
+    t: float  # [s] sim time since the episode start
+    joints: np.ndarray  # (6,) [rad] in robot.ARM_JOINT_NAMES order
+    odom: Odom
+
+
+@dataclass(frozen=True)
+class Command:
+    arm: np.ndarray  # (6,) [rad] position targets
+    twist: tuple[float, float, float]  # (vx [m/s], vy [m/s], wz [rad/s]) in the base frame
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Progress of a sequential task: leg index, phase and when it began, the leg's goal pose."""
+
+    leg: int = 0
+    phase: str = "start"
+    since: float = 0.0  # [s]
+    goal: tuple[float, float, float] = (0.0, 0.0, 0.0)  # base (x, y, yaw)
+    touch_q: tuple[float, ...] = ()  # arm joints at the touch pose
+
+
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, s: float) -> np.ndarray:
+    s = min(1.0, max(0.0, s))
+    s = s * s * (3 - 2 * s)  # smoothstep: zero velocity at both ends
+    return a + (b - a) * s
+
+
+def _duration(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """Episode length [s], a whole number of control ticks."""
+    return round(_u(rng, lo, hi) * robot.RATES.control) / robot.RATES.control
+
+
+def _world_twist_to_base(vx: float, vy: float, yaw: float) -> tuple[float, float]:
+    c, s = math.cos(yaw), math.sin(yaw)
+    return c * vx + s * vy, -s * vx + c * vy
+
+
+def _clip_twist(vx: float, vy: float, wz: float) -> tuple[float, float, float]:
+    lim = robot.BASE_MAX_VELOCITY
+    speed = math.hypot(vx, vy)
+    if speed > lim[0]:
+        vx, vy = vx * lim[0] / speed, vy * lim[0] / speed
+    return vx, vy, max(-lim[2], min(lim[2], wz))
+
+
+@dataclass(frozen=True)
+class Wipe:
+    """Periodic: wipe the table back and forth with the end effector; the base stays parked."""
+
+    behaviour: str
+    duration: float
+    start_base: tuple[float, float, float]
+    start_arm: np.ndarray
+    amplitude: float  # [m]
+    period: float  # [s]
+    reach: float  # [m] from the pan axis
+    centre_y: float  # [m]
+    approach: float = 2.0  # [s]
+
+    def stroke_point(self, t: float) -> np.ndarray:
+        """End-effector target in base_link at time t >= approach, touching the table top."""
+        z = M.TABLE_HEIGHT + M.EE_RADIUS
+        y = self.centre_y + self.amplitude * math.sin(2 * math.pi * (t - self.approach) / self.period)
+        return np.array([M.ARM_MOUNT[0] + self.reach, y, z])
+
+    def act(self, obs: Observation, memory: Memory) -> tuple[Command, Memory]:
+        start = self.stroke_point(self.approach)
+        above = K.inverse(start + np.array([0.0, 0.0, 0.12]))
+        if obs.t < 0.7 * self.approach:
+            arm = _lerp(self.start_arm, above, obs.t / (0.7 * self.approach))
+        elif obs.t < self.approach:
+            arm = _lerp(above, K.inverse(start), (obs.t - 0.7 * self.approach) / (0.3 * self.approach))
+        else:
+            arm = K.inverse(self.stroke_point(obs.t))
+        return Command(arm, (0.0, 0.0, 0.0)), memory
+
+
+@dataclass(frozen=True)
+class Patrol:
+    """Periodic: drive a counter-clockwise circle, arm in carry pose."""
+
+    behaviour: str
+    duration: float
+    start_base: tuple[float, float, float]
+    start_arm: np.ndarray
+    radius: float  # [m]
+    speed: float  # [m/s]
+    carry: np.ndarray  # (6,) [rad]
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        x, y, yaw = self.start_base
+        return x - self.radius * math.sin(yaw), y + self.radius * math.cos(yaw)
+
+    @property
+    def period(self) -> float:
+        return 2 * math.pi * self.radius / self.speed
+
+    def act(self, obs: Observation, memory: Memory) -> tuple[Command, Memory]:
+        cx, cy = self.centre
+        dx, dy = obs.odom.x - cx, obs.odom.y - cy
+        rho = max(math.hypot(dx, dy), 1e-6)
+        er = (dx / rho, dy / rho)
+        et = (-er[1], er[0])
+        v = self.speed * min(1.0, obs.t / 1.0)
+        vwx = v * et[0] + 1.5 * (self.radius - rho) * er[0]
+        vwy = v * et[1] + 1.5 * (self.radius - rho) * er[1]
+        vx, vy = _world_twist_to_base(vwx, vwy, obs.odom.yaw)
+        wz = v / self.radius + 2.0 * wrap(math.atan2(et[1], et[0]) - obs.odom.yaw)
+        arm = _lerp(self.start_arm, self.carry, obs.t / 1.5)
+        return Command(arm, _clip_twist(vx, vy, wz)), memory
+
+
+@dataclass(frozen=True)
+class Visit:
+    """Sequential: drive to each station in `order`, touch it with the end effector; then stop and stay."""
+
+    behaviour: str
+    duration: float
+    start_base: tuple[float, float, float]
+    start_arm: np.ndarray
+    order: tuple[str, ...]
+    speed: float  # [m/s]
+    reach: float  # [m] station distance from the pan axis when touching
+    dwell: float  # [s]
+    arrive_tol: float = 0.03  # [m]
+    move_time: float = 0.8  # [s] carry <-> above the station
+    descend_time: float = 0.5  # [s] above <-> touching
+
+    def _goal(self, frm: tuple[float, float], station: str) -> tuple[float, float, float]:
+        sx, sy = M.STATIONS[station]
+        yaw = math.atan2(sy - frm[1], sx - frm[0])
+        d = M.ARM_MOUNT[0] + self.reach
+        return sx - d * math.cos(yaw), sy - d * math.sin(yaw), yaw
+
+    def _touch(self, odom: Odom, station: str, height: float) -> np.ndarray:
+        sx, sy = M.STATIONS[station]
+        target = K.world_to_base((sx, sy, M.EE_RADIUS + height), odom.x, odom.y, odom.yaw)
+        return K.inverse(target)
+
+    def act(self, obs: Observation, memory: Memory) -> tuple[Command, Memory]:
+        t, o = obs.t, obs.odom
+        m = memory
+        if m.phase == "start":
+            m = Memory(0, "drive", t, self._goal((o.x, o.y), self.order[0]))
+        if m.phase == "drive":
+            gx, gy, gyaw = m.goal
+            ex, ey = gx - o.x, gy - o.y
+            dist = math.hypot(ex, ey)
+            eyaw = wrap(gyaw - o.yaw)
+            if dist < self.arrive_tol and abs(eyaw) < 0.03:
+                touch = self._touch(o, self.order[m.leg], 0.0)
+                m = replace(m, phase="lower", since=t, touch_q=tuple(touch))
+            else:
+                v = min(self.speed * min(1.0, (t - m.since) / 0.8 + 0.1), 1.5 * dist)
+                vwx, vwy = (v * ex / dist, v * ey / dist) if dist > 1e-9 else (0.0, 0.0)
+                vx, vy = _world_twist_to_base(vwx, vwy, o.yaw)
+                arm = _lerp(self.start_arm, HOME, t / 1.5) if m.leg == 0 else HOME
+                return Command(arm, _clip_twist(vx, vy, 2.0 * eyaw)), m
+        station = self.order[m.leg] if m.leg < len(self.order) else self.order[-1]
+        touch = np.array(m.touch_q) if m.touch_q else HOME
+        if m.phase in ("lower", "raise"):
+            above = self._touch(o, station, 0.12)
+            s = t - m.since
+            if m.phase == "lower":
+                arm = (
+                    _lerp(HOME, above, s / self.move_time)
+                    if s < self.move_time
+                    else _lerp(above, touch, (s - self.move_time) / self.descend_time)
+                )
+                if s >= self.move_time + self.descend_time + self.dwell:
+                    m = replace(m, phase="raise", since=t)
+            else:
+                arm = (
+                    _lerp(touch, above, s / self.descend_time)
+                    if s < self.descend_time
+                    else _lerp(above, HOME, (s - self.descend_time) / self.move_time)
+                )
+                if s >= self.descend_time + self.move_time:
+                    nxt = m.leg + 1
+                    if nxt < len(self.order):
+                        sx, sy = M.STATIONS[station]
+                        m = Memory(nxt, "drive", t, self._goal((sx, sy), self.order[nxt]))
+                    else:
+                        m = Memory(nxt, "done", t, m.goal)
+            return Command(arm, (0.0, 0.0, 0.0)), m
+        return Command(HOME, (0.0, 0.0, 0.0)), m  # done: stop and stay
+
+
+Demonstrator = Wipe | Patrol | Visit
+
+
+def make(behaviour: str, rng: np.random.Generator) -> Demonstrator:
+    """One episode's demonstrator for `behaviour`, its parameters drawn from `rng` (see the table above)."""
+    start_arm = HOME + rng.uniform(-0.15, 0.15, size=HOME.shape)
+    if behaviour == "wipe":
+        return Wipe(
+            behaviour,
+            _duration(rng, 20.0, 30.0),
+            (_u(rng, 1.15, 1.30), _u(rng, -0.15, 0.15), _u(rng, -0.1, 0.1)),
+            start_arm,
+            amplitude=_u(rng, 0.15, 0.30),
+            period=_u(rng, 2.5, 4.0),
+            reach=_u(rng, 0.55, 0.65),
+            centre_y=_u(rng, -0.05, 0.05),
+        )
+    if behaviour == "patrol":
+        return Patrol(
+            behaviour,
+            _duration(rng, 20.0, 30.0),
+            (_u(rng, -0.3, 0.3), _u(rng, -0.5, -0.2), _u(rng, -0.3, 0.3)),
+            start_arm,
+            radius=_u(rng, 0.6, 0.8),
+            speed=_u(rng, 0.4, 0.5),
+            carry=HOME + rng.uniform(-0.05, 0.05, size=HOME.shape),
+        )
+    if behaviour in ("visit_abc", "visit_cba"):
+        order = ("station_a", "station_b", "station_c")
+        return Visit(
+            behaviour,
+            _duration(rng, 26.0, 30.0),
+            (_u(rng, -0.3, 0.3), _u(rng, -0.3, 0.3), _u(rng, -0.5, 0.5)),
+            start_arm,
+            order=order if behaviour == "visit_abc" else order[::-1],
+            speed=_u(rng, 0.45, 0.55),
+            reach=_u(rng, 0.5, 0.6),
+            dwell=_u(rng, 0.4, 0.8),
+        )
+    raise VandError(f"unknown behaviour {behaviour!r}; expected one of {', '.join(robot.BEHAVIOURS)}")
+
+
+def episode_rng(seed: int, episode: int, behaviour: str) -> np.random.Generator:
+    """The generator for one episode of `behaviour` in a run seeded `seed` (independent streams)."""
+    return np.random.default_rng([seed, episode, robot.BEHAVIOURS.index(behaviour)])

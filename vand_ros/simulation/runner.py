@@ -1,0 +1,114 @@
+"""The sim's event loop, shared by the ROS node and the in-process bag writer, so both emit the same stream.
+
+Time advances in physics steps of 1/600 s. Every output has a period that is a whole number of steps:
+joint states every 6 (100 Hz), odometry every 12 (50 Hz), control ticks every 30 (20 Hz), camera
+features every 40 (15 Hz), the instruction every 600 (1 Hz, starting at t = 0). At each step where
+anything is due, the sink sees, in this order: clock, joint states, odometry, features, then (on control
+ticks with a demonstrator) instruction, arm command and cmd_vel, all stamped with the same sim time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from vand_ros import robot
+from vand_ros.simulation import demonstrators as D
+from vand_ros.simulation.physics import STEPS_PER_S, Odom, Sim
+
+
+def _every(rate: float) -> int:
+    steps = STEPS_PER_S / rate
+    if abs(steps - round(steps)) > 1e-9:
+        raise ValueError(f"rate {rate} Hz is not a whole number of {STEPS_PER_S} Hz physics steps")
+    return round(steps)
+
+
+@dataclass(frozen=True)
+class Periods:
+    """Output periods in physics steps."""
+
+    joint_states: int = _every(robot.RATES.joint_states)
+    odom: int = _every(robot.RATES.odom)
+    features: int = _every(robot.RATES.features)
+    control: int = _every(robot.RATES.control)
+    instruction: int = STEPS_PER_S
+
+    def event_steps(self) -> int:
+        """Gap [steps] to the next step where anything is due is at most this (the gcd of the periods)."""
+        return int(np.gcd.reduce([self.joint_states, self.odom, self.features, self.control]))
+
+
+PERIODS = Periods()
+
+
+class Sink(Protocol):
+    """Where the sim's messages go: rclpy publishers, or a bag written in-process."""
+
+    def clock(self, ns: int) -> None: ...
+    def joint_states(self, ns: int, position: np.ndarray, velocity: np.ndarray) -> None: ...
+    def odom(self, ns: int, odom: Odom) -> None: ...
+    def features(self, ns: int, data: np.ndarray) -> None: ...
+    def instruction(self, ns: int, text: str) -> None: ...
+    def arm_command(self, ns: int, targets: np.ndarray) -> None: ...
+    def cmd_vel(self, ns: int, twist: tuple[float, float, float]) -> None: ...
+
+
+class Runner:
+    """Steps a Sim from event to event, emits what is due to a sink, drives an optional demonstrator."""
+
+    def __init__(self, sim: Sim, sink: Sink, demonstrator: D.Demonstrator | None = None) -> None:
+        self.sim, self.sink, self.demo = sim, sink, demonstrator
+        self.memory = D.Memory()
+        self.p = PERIODS
+
+    def start(self) -> None:
+        """Reset the sim to the demonstrator's start state (if any) at t = 0."""
+        if self.demo is not None:
+            self.sim.reset(self.demo.start_base, self.demo.start_arm)
+        self.memory = D.Memory()
+
+    def due(self, k: int) -> bool:
+        p = self.p
+        return k % p.joint_states == 0 or k % p.odom == 0 or k % p.features == 0 or k % p.control == 0
+
+    def emit(self) -> None:
+        """Emit everything due at the current step (call once per event step)."""
+        sim, sink, p, k = self.sim, self.sink, self.p, self.sim.steps
+        if not self.due(k):
+            return
+        ns = sim.time_ns
+        sink.clock(ns)
+        if k % p.joint_states == 0:
+            sink.joint_states(ns, sim.joint_positions(), sim.joint_velocities())
+        if k % p.odom == 0:
+            sink.odom(ns, sim.odom())
+        if k % p.features == 0:
+            sink.features(ns, sim.features())
+        if self.demo is not None and k % p.control == 0:
+            if k % p.instruction == 0:
+                sink.instruction(ns, self.demo.behaviour)
+            obs = D.Observation(ns / 1e9, sim.joint_positions(), sim.odom())
+            cmd, self.memory = self.demo.act(obs, self.memory)
+            sim.set_arm_targets(cmd.arm)
+            sim.set_base_twist(*cmd.twist)
+            sink.arm_command(ns, sim.arm_targets())
+            sink.cmd_vel(ns, cmd.twist)
+
+    def advance(self) -> None:
+        """Step the physics to the next event step."""
+        k = self.sim.steps
+        nxt = min(
+            (k // per + 1) * per
+            for per in (self.p.joint_states, self.p.odom, self.p.features, self.p.control)
+        )
+        self.sim.step(nxt - k)
+
+    def run(self, duration: float) -> None:
+        """Emit and step until `duration` [s]: outputs at every due step with t < duration."""
+        end = round(duration * STEPS_PER_S)
+        while self.sim.steps < end:
+            self.emit()
+            self.advance()
