@@ -135,7 +135,7 @@ class Dataset:
                     "split": "train" if i < len(self.train) else "val",
                 }
             )
-        np.savez(directory / "dataset.npz", **arrays)
+        np.savez(directory / "dataset.npz", **arrays)  # type: ignore[arg-type]
         meta = {
             "format": DATASET_FORMAT,
             "layout": self.layout.to_dict(),

@@ -1,0 +1,220 @@
+"""ONNX export: torch/onnxruntime parity over fed-back rollouts, the model card, the runtime's card reader."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import vand_ros
+from vand_ros.data.dataset import NormStats
+from vand_ros.errors import VandError
+from vand_ros.learning.checkpoint import Checkpoint
+from vand_ros.learning.config import REGULARISERS, TrainConfig
+from vand_ros.learning.export import export_policy
+from vand_ros.learning.policy import Draws, Policy
+from vand_ros.runtime.card import CARD_KEY, DrawSampler, ModelCard
+from vand_ros.runtime.layout import Layout, default_layout
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Small models on a shared 2-core machine: one intra-op thread is faster and steadier."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+LAYOUT = Layout(("j0", "j1", "j2"), ("vx", "wz"), ("box.x", "box.visible"), ("wipe", "visit"))
+D, A = LAYOUT.obs_dim, LAYOUT.act_dim
+STEPS, RESET_AT = 1000, 500
+THRESHOLD_GAP = 1e-3  # keep u this far from rho / p (STACK.md: a hard threshold flips within ~1e-7)
+
+
+def _stats() -> NormStats:
+    rng = np.random.default_rng(5)
+    return NormStats(
+        rng.normal(size=D).astype(np.float32),
+        rng.uniform(0.5, 2, D).astype(np.float32),
+        rng.normal(size=A).astype(np.float32),
+        rng.uniform(0.5, 2, A).astype(np.float32),
+    )
+
+
+def _checkpoint(reg: str, cell: str, layers: int = 2, **kw: object) -> Checkpoint:
+    cfg = TrainConfig(regulariser=reg, cell=cell, hidden_size=6, encoder_size=6, num_layers=layers, **kw)  # type: ignore[arg-type]
+    torch.manual_seed(1)
+    policy = Policy(cfg, D, A, _stats())
+    with torch.no_grad():  # learned scales away from their initial values, different per unit, in the
+        for layer in policy.layers:  # range VAND.md reports after training (sigma 0.005-0.6)
+            if cfg.is_vand:
+                layer.s.copy_(torch.log(torch.expm1(torch.linspace(0.005, 0.6, 6))))
+                layer.r.copy_(torch.randn(6))
+    return Checkpoint.from_policy(
+        policy,
+        LAYOUT,
+        20.0,
+        _stats(),
+        {"episodes": 3},
+        training={"epochs": 4, "best_epoch": 2, "best_val_loss": 0.5},
+    )
+
+
+def _away_from_thresholds(u: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    close = (u >= 0) & (np.abs(u - thresholds) < THRESHOLD_GAP)
+    return np.where(close, u + 2 * THRESHOLD_GAP, u).astype(np.float32)
+
+
+def _rollout_error(ckpt: Checkpoint, path: Path, mode: str) -> float:
+    """Max |torch - ORT| over actions and states of a fed-back rollout with the same draws and a reset."""
+    policy = ckpt.build_policy().eval()
+    cfg = policy.cfg
+    card = ModelCard.from_metadata(ort.InferenceSession(str(path)).get_modelmeta().custom_metadata_map)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    card.check_io([(i.name, i.shape) for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+    sampler = DrawSampler(card, mode, seed=7)
+    with torch.no_grad():
+        rho = policy.rho().numpy()  # (L, H)
+    thresholds = np.full((1, cfg.num_layers, cfg.u_size), cfg.gal_p_h if cfg.regulariser == "gal" else 0.0)
+    if cfg.is_vand:
+        thresholds = rho[None]
+    rng = np.random.default_rng(0)
+    state_ort = card.initial_state()
+    state_torch = policy.init_state(1)
+    action = np.zeros((1, A), np.float32)
+    worst = 0.0
+    for t in range(STEPS):
+        if t == RESET_AT:  # the node's ~/reset: zeros, new per-episode draws
+            state_ort, state_torch = card.initial_state(), policy.init_state(1)
+            sampler.reset()
+        # fed back: the observation's joints follow the previous action, plus a little noise
+        obs = rng.normal(size=(1, D)).astype(np.float32)
+        obs[:, :3] = action[:, :3] + 0.01 * obs[:, :3]
+        draws = sampler()
+        if "u" in draws:
+            draws["u"] = _away_from_thresholds(draws["u"], thresholds)
+        if "u_x" in draws:
+            draws["u_x"] = _away_from_thresholds(draws["u_x"], np.full_like(draws["u_x"], cfg.gal_p_x))
+        result = session.run(None, {"obs": obs, **state_ort, **draws})
+        with torch.no_grad():
+            tdraws = Draws(*(torch.from_numpy(draws[k]) if k in draws else None for k in ("eps", "u", "u_x")))
+            act_t, state_torch = policy.step(torch.from_numpy(obs), state_torch, tdraws)
+        worst = max(worst, float(np.abs(result[0] - act_t.numpy()).max()))
+        for k, s in enumerate(state_torch):
+            worst = max(worst, float(np.abs(result[1 + k] - s.numpy()).max()))
+        action = result[0]
+        state_ort = {name: result[1 + k] for k, (name, _) in enumerate(card.state)}
+        assert np.isfinite(action).all()
+    return worst
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("reg", REGULARISERS)
+def test_onnx_matches_torch_over_a_fed_back_rollout(reg: str, cell: str, tmp_path: Path) -> None:
+    extra = {"gal_p_x": 0.2, "gal_untied": cell == "lstm"} if reg == "gal" else {}
+    ckpt = _checkpoint(reg, cell, **extra)
+    path = tmp_path / "p.onnx"
+    card = export_policy(ckpt, path)
+    for mode in sorted(card.modes):
+        assert _rollout_error(ckpt, path, mode) < 1e-5, mode
+
+
+def test_dynamo_exporter_matches_too(tmp_path: Path) -> None:
+    ckpt = _checkpoint("vand", "gru", layers=1)
+    export_policy(ckpt, tmp_path / "d.onnx", dynamo=True)
+    assert _rollout_error(ckpt, tmp_path / "d.onnx", "stochastic") < 1e-5
+
+
+def test_the_card_says_what_the_runtime_needs(tmp_path: Path) -> None:
+    ckpt = _checkpoint("vand", "lstm", layers=2)
+    card = export_policy(ckpt, tmp_path / "p.onnx", mode="stochastic")
+    meta = ort.InferenceSession(str(tmp_path / "p.onnx")).get_modelmeta().custom_metadata_map
+    raw = json.loads(meta[CARD_KEY])
+    assert raw == card.raw
+    assert raw["card_format"] == 1 and raw["formulation"] == "vand_ros/1"
+    assert raw["package_version"] == vand_ros.__version__
+    assert Layout.from_dict(raw["layout"]) == LAYOUT
+    assert raw["joint_names"] == ["j0", "j1", "j2"] and raw["vocabulary"] == ["wipe", "visit"]
+    assert raw["control_rate"] == 20.0
+    reg = raw["regulariser"]
+    assert (reg["name"], reg["cell"], reg["hidden_size"], reg["num_layers"], reg["beta"]) == (
+        "vand",
+        "lstm",
+        6,
+        2,
+        0.05,
+    )
+    policy = ckpt.build_policy()
+    np.testing.assert_allclose(reg["sigma"]["per_unit"], policy.sigma().detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(reg["rho"]["per_unit"], policy.rho().detach().numpy(), rtol=1e-6)
+    sig = np.asarray(reg["sigma"]["per_unit"])
+    assert reg["sigma"]["mean"] == pytest.approx(sig.mean()) and reg["sigma"]["max"] == pytest.approx(
+        sig.max()
+    )
+    assert reg["sigma"]["frac_gt_0_5"] == pytest.approx((sig > 0.5).mean())
+    exe = raw["execution"]
+    assert exe["default_mode"] == "stochastic" and set(exe["supported_modes"]) == {
+        "stochastic",
+        "noise",
+        "deterministic",
+    }
+    assert exe["modes"]["noise"] == {
+        "eps": {"kind": "normal_per_step", "value": 0.0},
+        "u": {"kind": "constant", "value": -1.0},
+    }
+    assert [x["name"] for x in raw["io"]["inputs"]] == ["obs", "h", "c", "eps", "u"]
+    assert [x["name"] for x in raw["io"]["outputs"]] == ["action", "h_out", "c_out"]
+    assert raw["dataset"] == {"episodes": 3}
+    assert raw["training"]["best_val_loss"] == 0.5 and raw["training"]["config"]["regulariser"] == "vand"
+    assert card.initial_state()["h"].shape == (1, 2, 6)
+
+
+def test_every_model_has_the_same_draw_inputs(tmp_path: Path) -> None:
+    """Exporters prune unused inputs; the contract keeps eps and u on every graph."""
+    for reg in ("none", "vand_noise", "vand_dropout"):
+        export_policy(_checkpoint(reg, "gru", layers=1), tmp_path / f"{reg}.onnx")
+        names = [i.name for i in ort.InferenceSession(str(tmp_path / f"{reg}.onnx")).get_inputs()]
+        assert names == ["obs", "state", "eps", "u"], reg
+
+
+def test_card_reader_refuses_bad_cards(tmp_path: Path) -> None:
+    card = export_policy(_checkpoint("gal", "gru", layers=1), tmp_path / "p.onnx")
+    good = card.raw
+    assert ModelCard.from_dict(json.loads(json.dumps(good))).regulariser == "gal"
+    for key, value, match in (
+        ("formulation", "vand_ros/2", "formulation"),
+        ("card_format", 99, "format"),
+        ("joint_names", ["a", "b", "c"], "joint_names"),
+    ):
+        with pytest.raises(VandError, match=match):
+            ModelCard.from_dict({**good, key: value})
+    broken = json.loads(json.dumps(good))
+    broken["io"]["inputs"][0]["shape"] = [1, D + 1]
+    with pytest.raises(VandError, match="input obs"):
+        ModelCard.from_dict(broken)
+    with pytest.raises(VandError, match="no model card"):
+        ModelCard.from_metadata({})
+    with pytest.raises(VandError, match="not supported"):
+        DrawSampler(card, "stochastic")
+    mc = DrawSampler(card, "mc", seed=0)
+    first = mc()["u"]
+    assert np.array_equal(first, mc()["u"])  # per episode
+    mc.reset()
+    assert not np.array_equal(first, mc()["u"])
+    det = DrawSampler(card, "deterministic")()
+    assert np.all(det["u"] == -1.0) and np.all(det["eps"] == 0.0)
+
+
+def test_default_layout_model_exports(tmp_path: Path) -> None:
+    layout = default_layout()
+    cfg = TrainConfig(hidden_size=8, encoder_size=8)
+    stats = NormStats(*(np.ones(n, np.float32) for n in (layout.obs_dim,) * 2 + (layout.act_dim,) * 2))
+    ckpt = Checkpoint.from_policy(Policy(cfg, layout.obs_dim, layout.act_dim, stats), layout, 20.0, stats, {})
+    card = export_policy(ckpt, tmp_path / "p.onnx")
+    assert card.layout == layout and card.input_shape("obs") == (1, 37)

@@ -1,0 +1,38 @@
+"""`vand-ros export RUN_DIR --out policy.onnx`: the single-step ONNX graph with its model card."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="run directory from `vand-ros train` (or its checkpoint.pt)")
+    parser.add_argument("--out", required=True, help="ONNX file to write")
+    parser.add_argument("--mode", help="default execution mode on the card (default: the regulariser's)")
+    parser.add_argument("--dynamo", action="store_true", help="use torch's dynamo exporter (opset 18)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vand_ros.learning.checkpoint import Checkpoint
+    from vand_ros.learning.export import export_policy
+
+    card = export_policy(Checkpoint.load(args.run_dir), args.out, mode=args.mode, dynamo=args.dynamo)
+    reg = card.raw["regulariser"]
+    print(
+        json.dumps(
+            {
+                "onnx": args.out,
+                "regulariser": reg["name"],
+                "cell": reg["cell"],
+                "default_mode": card.default_mode,
+                "supported_modes": sorted(card.modes),
+                "inputs": [[t.name, list(t.shape)] for t in card.inputs],
+                "outputs": [[t.name, list(t.shape)] for t in card.outputs],
+                "sigma_mean": reg["sigma"]["mean"],
+                "rho_mean": reg["rho"]["mean"],
+                "best_val_loss": card.raw["training"]["best_val_loss"],
+            }
+        )
+    )
+    return 0

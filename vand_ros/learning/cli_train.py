@@ -1,0 +1,111 @@
+"""`vand-ros train DATASET --regulariser NAME --out RUN_DIR`: train a policy (see vand_ros.learning.train)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Any
+
+from vand_ros.errors import VandError
+from vand_ros.learning.config import CELLS, REGULARISERS, TrainConfig
+
+# Common fields with their own flags; every other config field is reachable with --set FIELD=VALUE.
+FLAGS = {
+    "cell": "cell",
+    "hidden": "hidden_size",
+    "layers": "num_layers",
+    "beta": "beta",
+    "epochs": "max_epochs",
+    "patience": "patience",
+    "seq_len": "seq_len",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "execution_mode": "execution_mode",
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="dataset directory (from `vand-ros dataset`)")
+    parser.add_argument("--regulariser", choices=REGULARISERS, default="vand", help="default: vand")
+    parser.add_argument("--out", required=True, help="run directory (checkpoint, plots, TensorBoard logs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that finishes in seconds")
+    parser.add_argument("--cell", choices=CELLS)
+    parser.add_argument("--hidden", type=int, help="hidden units per layer (default 64)")
+    parser.add_argument("--layers", type=int, choices=(1, 2))
+    parser.add_argument("--beta", type=float, help="VAND regulariser weight (default 0.05)")
+    parser.add_argument("--epochs", type=int, help="maximum epochs (default 200)")
+    parser.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 20)")
+    parser.add_argument("--seq-len", type=int, help="truncated-BPTT window in steps (default 64)")
+    parser.add_argument("--batch-size", type=int, help="episodes per batch (default 16)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--execution-mode", help="execution mode recorded as the default on the card")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any TrainConfig field, e.g. --set beta_warmup=0 --set gal_p_x=0.1 (repeatable)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0 = torch's default; 1 is often fastest)"
+    )
+
+
+def _parse_value(field: dataclasses.Field[Any], text: str) -> Any:
+    kind: Any = type(field.default)
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise VandError(f"--set {field.name}: expected true/false, found {text!r}")
+        return text.lower() in ("true", "1")
+    try:
+        return kind(text)
+    except ValueError:
+        raise VandError(f"--set {field.name}: expected a {kind.__name__}, found {text!r}") from None
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values: dict[str, Any] = {"regulariser": args.regulariser, "seed": args.seed, "device": args.device}
+    for flag, name in FLAGS.items():
+        if getattr(args, flag) is not None:
+            values[name] = getattr(args, flag)
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields:
+            raise VandError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {sorted(fields)}")
+        values[key] = _parse_value(fields[key], text)
+    cfg = TrainConfig(**values)
+    return cfg.smoke_version() if args.smoke else cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from vand_ros.data.dataset import Dataset
+    from vand_ros.learning.train import train
+
+    cfg = config_from_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = Dataset.load(args.dataset)
+    result = train(dataset, cfg, args.out, progress=not args.quiet)
+    print(
+        json.dumps(
+            {
+                "run_dir": str(result.run_dir),
+                "regulariser": cfg.regulariser,
+                "cell": cfg.cell,
+                "epochs": result.epochs,
+                "best_epoch": result.best_epoch,
+                "best_val_loss": result.best_val_loss,
+                "best_val_mse": result.history[result.best_epoch - 1]["val_mse"],
+                "sigma_mean": result.history[result.best_epoch - 1]["sigma_mean"],
+                "rho_mean": result.history[result.best_epoch - 1]["rho_mean"],
+            }
+        )
+    )
+    return 0

@@ -1,0 +1,190 @@
+"""The one training configuration: model shape, regulariser and its switches, optimisation. Saved with every
+checkpoint (as a plain dict) and summarised on the ONNX model card.
+
+Regulariser presets (../shared/VAND.md, formulation "vand_ros/1"):
+
+    none          plain GRU/LSTM
+    nrnn          Noisy RNN: additive N(0, nrnn_sigma_add^2) and multiplicative U[1 - nrnn_mult, 1] on the
+                  state increment, per unit and step, fixed scales
+    gal           variational dropout: Bernoulli masks drawn once per sequence on the recurrent state
+                  (gal_p_h) and on the normalised inputs (gal_p_x), optionally untied per gate, inverted
+                  scaling, weight decay as the KL
+    vand          adaptive noise (learned sigma) + adaptive history dropout (learned rho) + beta * R
+    vand_noise    VAND without dropout (m = 1)
+    vand_dropout  VAND without noise (sigma = 0)
+    vand_fixed    VAND with sigma and rho frozen at sigma_init and rho_init
+
+The ablation switches (noise on, dropout on, sigma/rho learned) follow from the preset name; see
+`uses_noise`, `uses_dropout` and `learns_scales`. Every other knob of VAND.md is a field below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from vand_ros.errors import VandError
+from vand_ros.runtime.card import EXECUTION_MODES
+
+CONFIG_VERSION = 1
+REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
+VAND_FAMILY: tuple[str, ...] = ("vand", "vand_noise", "vand_dropout", "vand_fixed")
+CELLS: tuple[str, ...] = ("gru", "lstm")
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. Validated on construction."""
+
+    # -- model ------------------------------------------------------------------------------------------
+    regulariser: str = "vand"
+    cell: str = "gru"  # base cell f: "gru" or "lstm" (for an LSTM the regulariser acts on h, c is carried)
+    hidden_size: int = 64  # H
+    num_layers: int = 1  # L, 1 or 2
+    encoder_size: int = 64  # E: Linear(D, E) + tanh before the recurrent layers
+    # -- VAND (VAND.md): loss = NLL + beta * mean_BT(R_sigma + R_rho) ----------------------------------------
+    beta: float = 0.05  # measured at H = 64; the pull per unit is beta / H, so re-tune when H changes
+    beta_warmup: float = 0.1  # fraction of the planned optimiser steps over which beta ramps from 0 (0 = off)
+    sigma_init: float = 0.1  # initial noise scale sigma = softplus(s)
+    rho_init: float = 0.1  # initial dropout ratio rho = rho_max * sigmoid(r)
+    rho_max: float = 0.5  # cap on rho by its parameterisation (R_rho is linear in rho)
+    temperature: float = 0.1  # binary-concrete temperature of the training mask
+    # -- NRNN --------------------------------------------------------------------------------------------
+    nrnn_sigma_add: float = 0.05
+    nrnn_mult: float = 0.02
+    # -- Gal & Ghahramani --------------------------------------------------------------------------------
+    gal_p_h: float = 0.25
+    gal_p_x: float = 0.0  # masking a joint for a whole sequence failed every prototype task; for features
+    gal_untied: bool = False  # one mask per gate instead of one per unit
+    gal_weight_decay: float = 1e-5  # the KL of Gal's variational dropout, as Adam weight decay
+    # -- execution --------------------------------------------------------------------------------------
+    execution_mode: str = ""  # "" = the regulariser's default (EXECUTION_MODES)
+    # -- optimisation -----------------------------------------------------------------------------------
+    seq_len: int = 64  # truncated-BPTT window [steps]; the state is carried (detached) across windows
+    batch_size: int = 16  # episodes per batch
+    lr: float = 1e-3
+    grad_clip: float = 1.0  # max global gradient norm
+    max_epochs: int = 200
+    patience: int = 20  # early stopping: epochs without a better validation loss
+    min_log_std: float = -5.0  # floor of the action head's learned log-std (keeps the NLL bounded)
+    seed: int = 0
+    device: str = "cpu"
+    smoke: bool = False  # tiny run that finishes in seconds (tests)
+
+    def __post_init__(self) -> None:
+        def bad(name: str, expected: str) -> VandError:
+            return VandError(
+                f"config field {name}: expected {expected}, found {getattr(self, name)!r}; fix the value"
+            )
+
+        if self.regulariser not in REGULARISERS:
+            raise bad("regulariser", f"one of {list(REGULARISERS)}")
+        if self.cell not in CELLS:
+            raise bad("cell", f"one of {list(CELLS)}")
+        if self.device not in DEVICES:
+            raise bad("device", f"one of {list(DEVICES)}")
+        for name in ("hidden_size", "encoder_size", "seq_len", "batch_size", "max_epochs"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise bad(name, "a positive integer")
+        if self.num_layers not in (1, 2):
+            raise bad("num_layers", "1 or 2")
+        if self.patience < 1:
+            raise bad("patience", "a positive integer")
+        for name in ("beta", "nrnn_sigma_add", "gal_weight_decay"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise bad(name, "a finite number >= 0")
+        for name in ("lr", "grad_clip", "sigma_init", "temperature"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise bad(name, "a finite number > 0")
+        if not 0 <= self.beta_warmup <= 1:
+            raise bad("beta_warmup", "a fraction in [0, 1]")
+        if not 0 < self.rho_max < 1:
+            raise bad("rho_max", "a ratio in (0, 1)")
+        if not 0 < self.rho_init < self.rho_max:
+            raise bad("rho_init", f"a ratio in (0, rho_max={self.rho_max})")
+        if not 0 <= self.nrnn_mult < 1:
+            raise bad("nrnn_mult", "a fraction in [0, 1)")
+        for name in ("gal_p_h", "gal_p_x"):
+            if not 0 <= getattr(self, name) < 1:
+                raise bad(name, "a dropout probability in [0, 1)")
+        supported, _ = EXECUTION_MODES[self.regulariser]
+        if self.execution_mode and self.execution_mode not in supported:
+            raise bad(
+                "execution_mode", f"'' (the default) or one of {list(supported)} for {self.regulariser}"
+            )
+
+    # -- derived switches -------------------------------------------------------------------------------
+    @property
+    def is_vand(self) -> bool:
+        return self.regulariser in VAND_FAMILY
+
+    @property
+    def uses_noise(self) -> bool:
+        """VAND family: sigma * eps is added to the state."""
+        return self.regulariser in ("vand", "vand_noise", "vand_fixed")
+
+    @property
+    def uses_dropout(self) -> bool:
+        """VAND family: units drop their history to the prior mean with ratio rho."""
+        return self.regulariser in ("vand", "vand_dropout", "vand_fixed")
+
+    @property
+    def learns_scales(self) -> bool:
+        """VAND family: sigma and rho are trained (frozen for vand_fixed)."""
+        return self.regulariser in ("vand", "vand_noise", "vand_dropout")
+
+    @property
+    def gates(self) -> int:
+        """Gate blocks of the base cell: 3 for a GRU (r, z, n), 4 for an LSTM (i, f, g, o)."""
+        return 3 if self.cell == "gru" else 4
+
+    @property
+    def u_size(self) -> int:
+        """Width U of the uniform draws per layer: one per gate and unit for untied Gal masks, else H."""
+        if self.regulariser == "gal" and self.gal_untied:
+            return self.gates * self.hidden_size
+        return self.hidden_size
+
+    @property
+    def uses_input_mask(self) -> bool:
+        return self.regulariser == "gal" and self.gal_p_x > 0
+
+    @property
+    def supported_modes(self) -> tuple[str, ...]:
+        return EXECUTION_MODES[self.regulariser][0]
+
+    @property
+    def default_mode(self) -> str:
+        return self.execution_mode or EXECUTION_MODES[self.regulariser][1]
+
+    # -- serialisation ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": CONFIG_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        if d.pop("version", None) != CONFIG_VERSION:
+            raise VandError(
+                f"training config version: expected {CONFIG_VERSION}, found {d.get('version')!r}; "
+                "retrain with this version of vand_ros"
+            )
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise VandError(f"training config: unknown fields {unknown}; expected only {sorted(known)}")
+        return cls(**d)
+
+    def smoke_version(self) -> TrainConfig:
+        """A copy small enough to train in seconds (used by `--smoke` and the tests)."""
+        return replace(
+            self,
+            smoke=True,
+            hidden_size=min(self.hidden_size, 16),
+            encoder_size=min(self.encoder_size, 16),
+            seq_len=min(self.seq_len, 32),
+            max_epochs=min(self.max_epochs, 3),
+            patience=min(self.patience, 3),
+        )

@@ -1,0 +1,88 @@
+"""Plots written into a run directory (matplotlib, Agg backend, no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_ACTION_PANELS = 9
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def losses(history: list[dict[str, Any]], path: Path) -> None:
+    """Training NLL, training loss (NLL + beta R) and validation NLL per epoch."""
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [h["train_nll"] for h in history], label="train NLL")
+    ax.plot(epochs, [h["train_loss"] for h in history], label="train loss (NLL + beta R)", alpha=0.6)
+    ax.plot(epochs, [h["val_loss"] for h in history], label="val NLL (deterministic)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("per action dimension [nats]")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def sigma_rho(history: list[dict[str, Any]], path: Path) -> None:
+    """Learned noise scale sigma and dropout ratio rho per epoch: mean with the min-max band over units."""
+    plt = _pyplot()
+    epochs = np.array([h["epoch"] for h in history])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key in zip(axes, ("sigma", "rho"), strict=True):
+        mean = np.array([h[f"{key}_mean"] for h in history])
+        ax.fill_between(
+            epochs,
+            [h[f"{key}_min"] for h in history],
+            [h[f"{key}_max"] for h in history],
+            alpha=0.3,
+            label="min-max over units",
+        )
+        ax.plot(epochs, mean, label="mean")
+        ax.plot(epochs, [h[f"{key}_frac_gt_0_5"] for h in history], "--", label="fraction > 0.5")
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def open_loop(
+    demo: np.ndarray, pred: np.ndarray, names: Sequence[str], rate: float, title: str, path: Path
+) -> None:
+    """Open-loop prediction (T, A) against the demonstrated actions (T, A), one panel per dimension."""
+    plt = _pyplot()
+    A = min(demo.shape[1], MAX_ACTION_PANELS)
+    cols = min(A, 3)
+    rows = int(np.ceil(A / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.5 * rows), squeeze=False)
+    t = np.arange(len(demo)) / rate  # [s]
+    for k in range(rows * cols):
+        ax = axes[k // cols][k % cols]
+        if k >= A:
+            ax.axis("off")
+            continue
+        ax.plot(t, demo[:, k], label="demonstration")
+        ax.plot(t, pred[:, k], "--", label="policy (open loop)")
+        ax.set_title(names[k], fontsize=9)
+        ax.set_xlabel("t [s]")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,185 @@
+"""The recurrent policy: normalise, encoder, regularised RNN (1-2 layers), Gaussian head, de-normalise.
+
+State is explicit (robomimic/LeRobot style):
+
+    state = policy.init_state(batch)                             # (h,) or (h, c), each (B, L, H), zeros
+    out = policy(obs_seq, state, draws)                          # training: (B, T, D) raw observations
+    action, state = policy.step(obs, state, draws_step)          # control: (B, D) raw -> (B, A) raw
+
+`step` runs exactly the code of `forward` on a window of one step, so stepping T times equals the
+sequence forward (a test). The head is a Gaussian with a learned per-dimension log-std; the policy acts
+with the mean. Normalisation statistics are buffers, so they travel with the weights into the ONNX graph.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from vand_ros.data.dataset import NormStats
+from vand_ros.learning.cells import RegularisedLayer, gal_mask
+from vand_ros.learning.config import TrainConfig
+from vand_ros.runtime.card import DrawSpec, mode_feeds
+
+State = tuple[Tensor, ...]  # (h,) for a GRU, (h, c) for an LSTM; each (B, L, H)
+
+
+class Draws(NamedTuple):
+    """Random inputs of a window (B, T, ...) or of one step (B, ...)."""
+
+    eps: Tensor  # (B, T, L, H) or (B, L, H)
+    u: Tensor  # (B, T, L, U) or (B, L, U)
+    u_x: Tensor | None = None  # (B, T, D) or (B, D): Gal input masks, only where gal_p_x > 0
+
+
+class PolicyOutput(NamedTuple):
+    mean: Tensor  # (B, T, A) normalised action mean
+    state: State
+    reg: Tensor  # (B, T) regulariser R_t (mean over layers); zeros for none/nrnn/gal
+    hidden: Tensor  # (B, T, H) last layer's output
+
+
+class Policy(nn.Module):
+    obs_mean: Tensor  # (D,) buffers: normalisation statistics of the training split
+    obs_std: Tensor
+    act_mean: Tensor  # (A,)
+    act_std: Tensor
+
+    def __init__(self, cfg: TrainConfig, obs_dim: int, act_dim: int, stats: NormStats | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        for name, dim in (
+            ("obs_mean", obs_dim),
+            ("obs_std", obs_dim),
+            ("act_mean", act_dim),
+            ("act_std", act_dim),
+        ):
+            value = torch.zeros(dim) if name.endswith("mean") else torch.ones(dim)
+            if stats is not None:
+                value = torch.as_tensor(getattr(stats, name), dtype=torch.float32).clone()
+                if value.shape != (dim,):
+                    raise ValueError(f"{name} has shape {tuple(value.shape)}, expected ({dim},)")
+            self.register_buffer(name, value)
+        self.encoder = nn.Linear(obs_dim, cfg.encoder_size)
+        sizes = [cfg.encoder_size] + [cfg.hidden_size] * (cfg.num_layers - 1)
+        self.layers = nn.ModuleList([RegularisedLayer(cfg, size) for size in sizes])
+        self.head = nn.Linear(cfg.hidden_size, act_dim)
+        self.log_std = nn.Parameter(torch.zeros(act_dim))
+
+    # -- state ------------------------------------------------------------------------------------------
+    def init_state(self, batch: int = 1, device: torch.device | str | None = None) -> State:
+        device = device if device is not None else self.head.weight.device
+        shape = (batch, self.cfg.num_layers, self.cfg.hidden_size)
+        n = 2 if self.cfg.cell == "lstm" else 1
+        return tuple(torch.zeros(shape, device=device, dtype=self.head.weight.dtype) for _ in range(n))
+
+    # -- normalisation ----------------------------------------------------------------------------------
+    def normalise_obs(self, obs: Tensor) -> Tensor:
+        return (obs - self.obs_mean) / self.obs_std
+
+    def normalise_act(self, act: Tensor) -> Tensor:
+        return (act - self.act_mean) / self.act_std
+
+    def denormalise_act(self, act: Tensor) -> Tensor:
+        return act * self.act_std + self.act_mean
+
+    # -- the model --------------------------------------------------------------------------------------
+    def forward(self, obs: Tensor, state: State, draws: Draws, hard: bool = False) -> PolicyOutput:
+        """obs (B, T, D) raw; draws (B, T, L, ...); hard: execution masks instead of relaxed ones."""
+        x = self.normalise_obs(obs)  # (B, T, D)
+        if self.cfg.uses_input_mask:
+            if draws.u_x is None:
+                raise ValueError("this policy masks its inputs (gal_p_x > 0) and needs draws.u_x")
+            x = x * gal_mask(draws.u_x, self.cfg.gal_p_x)
+        x = torch.tanh(self.encoder(x))  # (B, T, E)
+        new_state: list[tuple[Tensor, ...]] = []
+        reg = x.new_zeros(x.shape[:2])  # (B, T)
+        for i, layer in enumerate(self.layers):
+            layer_state = tuple(s[:, i] for s in state)  # (B, H) each
+            x, s_out, r = layer(x, layer_state, draws.eps[:, :, i], draws.u[:, :, i], hard)  # (B, T, H)
+            new_state.append(s_out)
+            reg = reg + r / len(self.layers)
+        stacked = tuple(torch.stack([s[k] for s in new_state], dim=1) for k in range(len(state)))  # (B, L, H)
+        return PolicyOutput(self.head(x), stacked, reg, x)
+
+    def step(self, obs: Tensor, state: State, draws: Draws) -> tuple[Tensor, State]:
+        """One control step with execution masks: obs (B, D) raw -> action (B, A) raw, next state."""
+        window = Draws(
+            draws.eps.unsqueeze(1),
+            draws.u.unsqueeze(1),
+            None if draws.u_x is None else draws.u_x.unsqueeze(1),
+        )
+        out = self.forward(obs.unsqueeze(1), state, window, hard=True)
+        return self.denormalise_act(out.mean[:, 0]), out.state  # (B, A)
+
+    def nll(self, mean: Tensor, target: Tensor) -> Tensor:
+        """Gaussian negative log-likelihood per step, mean over action dimensions: (B, T, A) -> (B, T)."""
+        log_std = self.log_std.clamp(min=self.cfg.min_log_std)
+        z = (target - mean) * torch.exp(-log_std)
+        return torch.mean(0.5 * z**2 + log_std + 0.5 * math.log(2 * math.pi), dim=-1)
+
+    # -- learned scales ---------------------------------------------------------------------------------
+    def sigma(self) -> Tensor:
+        """(L, H) noise scales (zeros without VAND noise)."""
+        return torch.stack([layer.sigma() for layer in self.layers])  # type: ignore[operator]
+
+    def rho(self) -> Tensor:
+        """(L, H) dropout ratios (zeros without VAND dropout)."""
+        return torch.stack([layer.rho() for layer in self.layers])  # type: ignore[operator]
+
+
+# -- draws -------------------------------------------------------------------------------------------------
+def _fill(
+    spec: DrawSpec, shape: tuple[int, ...], per_episode: Tensor | None, generator: torch.Generator | None
+) -> Tensor:
+    if spec.kind == "normal_per_step":
+        return torch.randn(shape, generator=generator)
+    if spec.kind == "uniform_per_step":
+        return torch.rand(shape, generator=generator)
+    if spec.kind == "uniform_per_episode":
+        assert per_episode is not None
+        return per_episode
+    return torch.full(shape, spec.value if spec.kind == "constant" else 0.0)
+
+
+class DrawMaker:
+    """Torch twin of runtime.card.DrawSampler: draws windows for training ("train") or any execution mode.
+
+    Per-episode draws (Gal masks) are drawn in `reset(batch)` and held over the windows of an episode.
+    Draws are made on the CPU from a seeded generator (same seed, same draws on every device).
+    """
+
+    def __init__(self, cfg: TrainConfig, obs_dim: int, mode: str, seed: int) -> None:
+        self.cfg = cfg
+        self.feeds = mode_feeds(cfg.regulariser, mode, cfg.uses_input_mask)
+        self.obs_dim = obs_dim
+        self.generator = torch.Generator().manual_seed(seed)
+        self._episode: dict[str, Tensor] = {}
+
+    def _step_shape(self, name: str, batch: int) -> tuple[int, ...]:
+        L, H = self.cfg.num_layers, self.cfg.hidden_size
+        return {"eps": (batch, L, H), "u": (batch, L, self.cfg.u_size), "u_x": (batch, self.obs_dim)}[name]
+
+    def reset(self, batch: int) -> None:
+        self._episode = {
+            n: torch.rand(self._step_shape(n, batch), generator=self.generator)
+            for n, spec in self.feeds.items()
+            if spec.kind == "uniform_per_episode"
+        }
+
+    def window(self, batch: int, steps: int, device: torch.device | str = "cpu") -> Draws:
+        out: dict[str, Tensor] = {}
+        for name, spec in self.feeds.items():
+            step_shape = self._step_shape(name, batch)
+            shape = (step_shape[0], steps, *step_shape[1:])
+            ep = self._episode.get(name)
+            out[name] = _fill(
+                spec, shape, None if ep is None else ep.unsqueeze(1).expand(shape), self.generator
+            )
+        return Draws(
+            out["eps"].to(device), out["u"].to(device), out["u_x"].to(device) if "u_x" in out else None
+        )

@@ -1,0 +1,290 @@
+"""The training loop: truncated BPTT over whole episodes with carried state, Adam, clipping, early stopping.
+
+Per epoch, training episodes are shuffled (seeded) into batches of `batch_size`, padded to the longest
+episode of the batch, and walked in windows of `seq_len` steps; the state is carried from window to window
+(detached), so the policy learns from states it reached itself, as it will run. The loss per window is
+
+    NLL(y | h) + beta_t * mean_over_valid_B_T(R)        (R = 0 for none / nrnn / gal)
+
+with beta_t ramping linearly from 0 over the first `beta_warmup` of the planned optimiser steps. The
+validation loss (early stopping, best checkpoint) is the NLL on the validation episodes, run whole from a
+zero state in `deterministic` execution mode (eps = 0, masks at their means): the same number for every
+regulariser, and no sampling noise in the model selection. A run directory holds:
+
+    checkpoint.pt   the best policy (Checkpoint)        history.json   per-epoch numbers
+    summary.json    the training summary                tb/            TensorBoard scalars
+    losses.png, sigma_rho.png, open_loop.png            plots
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vand_ros.data.dataset import Dataset, Episode
+from vand_ros.errors import VandError
+from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
+from vand_ros.learning.config import TrainConfig
+from vand_ros.learning.policy import DrawMaker, Policy
+
+SMOKE_EPISODES = (4, 2)  # (train, val) episodes used by --smoke
+SMOKE_STEPS = 96  # and the first steps of each
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    epochs: int
+    best_epoch: int
+    best_val_loss: float
+    history: list[dict[str, Any]]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VandError(
+            "--device cuda: expected a CUDA GPU, found none (torch "
+            f"{torch.__version__}, cuda build: {torch.version.cuda is not None}); use --device cpu or "
+            "install a CUDA build of torch on a machine with a GPU"
+        )
+    return torch.device(name)
+
+
+def pad_batch(episodes: list[Episode], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Episodes -> obs (B, T, D), act (B, T, A) raw, valid (B, T) in {0, 1}, padded to the longest."""
+    T = max(len(e) for e in episodes)
+    B, D, A = len(episodes), episodes[0].obs.shape[1], episodes[0].act.shape[1]
+    obs = np.zeros((B, T, D), np.float32)
+    act = np.zeros((B, T, A), np.float32)
+    valid = np.zeros((B, T), np.float32)
+    for i, e in enumerate(episodes):
+        obs[i, : len(e)], act[i, : len(e)], valid[i, : len(e)] = e.obs, e.act, 1.0
+        obs[i, len(e) :] = e.obs[-1]  # padding repeats the last tick (finite; masked out of the loss)
+        act[i, len(e) :] = e.act[-1]
+    return (
+        torch.from_numpy(obs).to(device),
+        torch.from_numpy(act).to(device),
+        torch.from_numpy(valid).to(device),
+    )
+
+
+def _masked_mean(x: Tensor, valid: Tensor) -> Tensor:
+    return (x * valid).sum() / valid.sum().clamp(min=1.0)
+
+
+def evaluate(
+    policy: Policy, episodes: list[Episode], mode: str = "deterministic", seed: int = 0, batch_size: int = 64
+) -> dict[str, float]:
+    """Teacher-forced NLL and MSE (normalised units) over whole episodes from a zero state."""
+    device = policy.head.weight.device
+    drawer = DrawMaker(policy.cfg, policy.obs_dim, mode, seed)
+    nll_sum = mse_sum = count = 0.0
+    policy.eval()
+    with torch.no_grad():
+        for i in range(0, len(episodes), batch_size):
+            obs, act, valid = pad_batch(episodes[i : i + batch_size], device)
+            B, T = valid.shape
+            drawer.reset(B)
+            out = policy(obs, policy.init_state(B), drawer.window(B, T, device), hard=True)
+            target = policy.normalise_act(act)
+            nll_sum += float((policy.nll(out.mean, target) * valid).sum())
+            mse_sum += float((((out.mean - target) ** 2).mean(-1) * valid).sum())
+            count += float(valid.sum())
+    return {"nll": nll_sum / max(count, 1.0), "mse": mse_sum / max(count, 1.0)}
+
+
+def open_loop(policy: Policy, episode: Episode, mode: str, seed: int = 0) -> np.ndarray:
+    """Predicted raw actions (T, A) on the demonstrated observations, stepping the execution graph's maths."""
+    device = policy.head.weight.device
+    drawer = DrawMaker(policy.cfg, policy.obs_dim, mode, seed)
+    drawer.reset(1)
+    policy.eval()
+    with torch.no_grad():
+        obs = torch.from_numpy(episode.obs[None]).to(device)  # (1, T, D)
+        out = policy(obs, policy.init_state(1), drawer.window(1, len(episode), device), hard=True)
+        return policy.denormalise_act(out.mean[0]).cpu().numpy()  # (T, A)
+
+
+def _scale_stats(values: Tensor, prefix: str) -> dict[str, float]:
+    v = values.detach().cpu().double()
+    return {
+        f"{prefix}_mean": float(v.mean()),
+        f"{prefix}_min": float(v.min()),
+        f"{prefix}_max": float(v.max()),
+        f"{prefix}_frac_gt_0_5": float((v > 0.5).double().mean()),
+    }
+
+
+def _smoke_dataset(ds: Dataset) -> tuple[list[Episode], list[Episode]]:
+    def cut(eps: list[Episode], n: int) -> list[Episode]:
+        return [Episode(e.obs[:SMOKE_STEPS], e.act[:SMOKE_STEPS], e.behaviour, e.source) for e in eps[:n]]
+
+    return cut(ds.train, SMOKE_EPISODES[0]), cut(ds.val, SMOKE_EPISODES[1])
+
+
+def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = True) -> TrainResult:
+    """Train a policy on `ds` into `run_dir`; returns where the best checkpoint is and how it did."""
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    from vand_ros.learning import plots
+
+    if cfg.smoke:
+        cfg = cfg.smoke_version()  # idempotent
+    device = resolve_device(cfg.device)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_eps, val_eps = _smoke_dataset(ds) if cfg.smoke else (list(ds.train), list(ds.val))
+    if not train_eps:
+        raise VandError("the dataset has no training episodes; record more demonstrations")
+    val_source = "val"
+    if not val_eps:
+        val_eps, val_source = train_eps, "train (the dataset has no validation episodes)"
+
+    torch.manual_seed(cfg.seed)
+    policy = Policy(cfg, ds.layout.obs_dim, ds.layout.act_dim, ds.stats).to(device)
+    params = [p for p in policy.parameters() if p.requires_grad]
+    weight_decay = cfg.gal_weight_decay if cfg.regulariser == "gal" else 0.0
+    optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=weight_decay)
+    shuffle = torch.Generator().manual_seed(cfg.seed + 1)
+    drawer = DrawMaker(cfg, ds.layout.obs_dim, "train", cfg.seed + 2)
+
+    batches_per_epoch = math.ceil(len(train_eps) / cfg.batch_size)
+    windows = sum(
+        math.ceil(max(len(e) for e in train_eps[i : i + cfg.batch_size]) / cfg.seq_len)
+        for i in range(0, len(train_eps), cfg.batch_size)
+    )  # approximate (batches are reshuffled); used only for the warm-up length
+    planned_steps = max(1, cfg.max_epochs * windows)
+    warmup_steps = cfg.beta_warmup * planned_steps
+
+    writer = SummaryWriter(str(run_dir / "tb"))
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1), encoding="utf-8")
+    history: list[dict[str, Any]] = []
+    best = (math.inf, -1)
+    stale = 0
+    step = 0
+    bar = tqdm(range(1, cfg.max_epochs + 1), desc=f"train {cfg.regulariser}/{cfg.cell}", disable=not progress)
+    try:
+        for epoch in bar:
+            t0 = time.perf_counter()
+            policy.train()
+            order = torch.randperm(len(train_eps), generator=shuffle).tolist()
+            sums = {"nll": 0.0, "reg": 0.0, "loss": 0.0, "n": 0.0}
+            for b in range(batches_per_epoch):
+                batch = [train_eps[i] for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
+                obs, act, valid = pad_batch(batch, device)  # (B, T, D), (B, T, A), (B, T)
+                target = policy.normalise_act(act)
+                B, T = valid.shape
+                state = policy.init_state(B)
+                drawer.reset(B)
+                for start in range(0, T, cfg.seq_len):
+                    sl = slice(start, start + cfg.seq_len)
+                    v = valid[:, sl]  # (B, W)
+                    if float(v.sum()) == 0:
+                        break
+                    draws = drawer.window(B, v.shape[1], device)
+                    out = policy(obs[:, sl], state, draws, hard=False)
+                    beta = cfg.beta * (min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0)
+                    nll = _masked_mean(policy.nll(out.mean, target[:, sl]), v)
+                    reg = _masked_mean(out.reg, v)
+                    loss = nll + beta * reg
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                    optimiser.step()
+                    state = tuple(s.detach() for s in out.state)
+                    step += 1
+                    n = float(v.sum())
+                    sums["nll"] += float(nll.detach()) * n
+                    sums["reg"] += float(reg.detach()) * n
+                    sums["loss"] += float(loss.detach()) * n
+                    sums["n"] += n
+            val = evaluate(policy, val_eps, seed=cfg.seed)
+            with torch.no_grad():
+                record: dict[str, Any] = {
+                    "epoch": epoch,
+                    "train_nll": sums["nll"] / sums["n"],
+                    "train_reg": sums["reg"] / sums["n"],
+                    "train_loss": sums["loss"] / sums["n"],
+                    "val_loss": val["nll"],
+                    "val_mse": val["mse"],
+                    "beta": cfg.beta * (min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0),
+                    "steps": step,
+                    "seconds": time.perf_counter() - t0,
+                    **_scale_stats(policy.sigma(), "sigma"),
+                    **_scale_stats(policy.rho(), "rho"),
+                }
+            if not all(math.isfinite(x) for x in (record["train_loss"], record["val_loss"])):
+                raise VandError(
+                    f"training diverged at epoch {epoch} (train loss {record['train_loss']}, val loss "
+                    f"{record['val_loss']}); lower --lr or beta, or check the dataset for bad values"
+                )
+            history.append(record)
+            for key, value in record.items():
+                if key != "epoch":
+                    writer.add_scalar(key, value, epoch)
+            bar.set_postfix(train=f"{record['train_nll']:.3f}", val=f"{record['val_loss']:.3f}")
+            if record["val_loss"] < best[0]:
+                best, stale = (record["val_loss"], epoch), 0
+                Checkpoint.from_policy(
+                    policy,
+                    ds.layout,
+                    ds.control_rate,
+                    ds.stats,
+                    ds.summary,
+                    training={
+                        "epochs": epoch,
+                        "best_epoch": epoch,
+                        "best_val_loss": record["val_loss"],
+                        "val_source": val_source,
+                    },
+                ).save(run_dir / CHECKPOINT_NAME)
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+    finally:
+        writer.close()
+        bar.close()
+
+    # The best checkpoint gets the final summary and the whole history.
+    ckpt = Checkpoint.load(run_dir / CHECKPOINT_NAME)
+    ckpt.training.update(
+        epochs=len(history),
+        best_epoch=best[1],
+        best_val_loss=best[0],
+        val_source=val_source,
+        train_episodes=len(train_eps),
+        val_episodes=len(val_eps),
+        optimiser_steps=step,
+        device=str(device),
+    )
+    ckpt.history = history
+    ckpt.save(run_dir / CHECKPOINT_NAME)
+    (run_dir / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
+    (run_dir / "summary.json").write_text(
+        json.dumps({"regulariser": cfg.regulariser, "cell": cfg.cell, **ckpt.training}, indent=1),
+        encoding="utf-8",
+    )
+    best_policy = ckpt.build_policy().to(device)
+    shown = val_eps[0]
+    plots.losses(history, run_dir / "losses.png")
+    plots.sigma_rho(history, run_dir / "sigma_rho.png")
+    plots.open_loop(
+        shown.act,
+        open_loop(best_policy, shown, cfg.default_mode, cfg.seed),
+        ds.layout.act_names,
+        ds.control_rate,
+        f"{cfg.regulariser}/{cfg.cell}, {cfg.default_mode} mode, {shown.source}",
+        run_dir / "open_loop.png",
+    )
+    return TrainResult(run_dir, run_dir / CHECKPOINT_NAME, len(history), best[1], best[0], history)
