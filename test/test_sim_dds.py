@@ -42,15 +42,13 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
 
 
 @pytest.fixture
-def ros(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An rclpy context on its own domain (45), with a node and an executor."""
+def ros(ros_domain: int) -> Iterator[Any]:
+    """An rclpy context on this test's own domain, with a node and an executor."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    monkeypatch.setenv("ROS_DOMAIN_ID", "45")
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     ctx = rclpy.Context()
-    rclpy.init(context=ctx)
+    rclpy.init(context=ctx, domain_id=ros_domain)
     node = rclpy.create_node("sim_test_client", context=ctx)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
@@ -71,7 +69,9 @@ def spin_until(
         executor.spin_once(timeout_sec=0.02)
 
 
-def test_commands_over_dds_move_the_robot_and_bad_ones_are_rejected(ros: Any, tmp_path: Path) -> None:
+def test_commands_over_dds_move_the_robot_and_bad_ones_are_rejected(
+    ros: Any, ros_domain: int, tmp_path: Path
+) -> None:
     from geometry_msgs.msg import Twist
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import JointState
@@ -87,7 +87,9 @@ def test_commands_over_dds_move_the_robot_and_bad_ones_are_rejected(ros: Any, tm
     pub_traj = node.create_publisher(JointTrajectory, robot.TOPICS.arm_trajectory, 10)
     log = tmp_path / "sim.log"
     proc = start(
-        ["-m", "vand_ros.simulation.node", "--ros-args", "-p", "real_time_factor:=1.0"], ros_env(45), log
+        ["-m", "vand_ros.simulation.node", "--ros-args", "-p", "real_time_factor:=1.0"],
+        ros_env(ros_domain),
+        log,
     )
     try:
         spin_until(executor, lambda: "js" in latest and "odom" in latest, 30.0)
@@ -158,11 +160,11 @@ def read(path: Path) -> dict[str, Any]:
     return out
 
 
-def test_dds_recording_matches_the_in_process_demos_bag(tmp_path: Path) -> None:
+def test_dds_recording_matches_the_in_process_demos_bag(tmp_path: Path, ros_domain: int) -> None:
     from vand_ros.simulation.cli_demos import write_episode
 
     behaviour, seed, duration = "visit_cba", 5, 4.0
-    env = ros_env(46)
+    env = ros_env(ros_domain)
     rec = start(
         ["-m", "vand_ros.cli", "record", "--out", str(tmp_path / "rec"), "--storage", "sqlite3"],
         env,
@@ -214,7 +216,7 @@ def test_dds_recording_matches_the_in_process_demos_bag(tmp_path: Path) -> None:
     assert np.mean(lag == 0) > 0.9, np.mean(lag == 0)
 
 
-def test_bench_sim_prints_json_and_table(tmp_path: Path) -> None:
+def test_bench_sim_prints_json_and_table(tmp_path: Path, ros_domain: int) -> None:
     cmd = [
         sys.executable,
         "-m",
@@ -226,9 +228,11 @@ def test_bench_sim_prints_json_and_table(tmp_path: Path) -> None:
         "--rt-duration",
         "0",
         "--domain-id",
-        "47",
+        str(ros_domain),
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT, env=ros_env(47))
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, cwd=ROOT, env=ros_env(ros_domain)
+    )
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout[: result.stdout.index("\n}\n") + 2])
     assert doc["benchmark"] == "sim"

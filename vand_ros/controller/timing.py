@@ -1,10 +1,10 @@
 """Deadline accounting for the control loop. Pure Python + numpy; time is passed in, never read here.
 
-The node calls `tick(start_ns, end_ns)` once per control tick with the tick's start and end times on one
+The node calls `tick(start_ns, compute_ns)` once per control tick: the tick's start time on the loop's
 clock (the steady wall clock on a robot; the ROS clock under `use_sim_time`, where the wall period means
-nothing). The monitor keeps a window of ticks and summarises it for /diagnostics:
-period error (actual minus nominal period between tick starts), compute time, and overruns (ticks whose
-compute time exceeded the period).
+nothing) and the tick's compute time on the steady clock. The monitor keeps a window of ticks and
+summarises it for /diagnostics: period error (actual minus nominal period between tick starts), compute
+time, and overruns (ticks whose compute time exceeded the period).
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ class LoopMonitor:
         self.overruns = 0
         self.ticks_total = 0
 
-    def tick(self, start_ns: int, end_ns: int) -> None:
+    def tick(self, start_ns: int, compute_ns: int) -> None:
         if self._last_start is not None:
             self._errors.append(abs((start_ns - self._last_start) - self.period_ns))
         self._last_start = start_ns
-        compute = float(end_ns - start_ns)
+        compute = float(compute_ns)
         self._compute.append(compute)
         self.ticks_total += 1
         if compute > self.period_ns:

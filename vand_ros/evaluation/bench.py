@@ -9,7 +9,7 @@ BENCHMARKS = {
     "sim": ("vand_ros.simulation.bench", "simulation real-time factor and message rates"),
     "data": ("vand_ros.data.bench", "dataset builder throughput vs a bare rosbags read loop"),
     "train": ("vand_ros.learning.bench", "training step time per regulariser; ONNX step latency"),
-    "node": ("vand_ros.controller.bench", "controller tick compute and loop period error"),
+    "node": ("vand_ros.evaluation.bench_node", "controller tick compute and loop period error"),
 }
 
 

@@ -1,0 +1,268 @@
+"""The controller node in-process: real rclpy, real DDS inside one process, a controllable /clock.
+
+The test drives time by publishing /clock (the node runs on `use_sim_time`), publishes sensor messages
+stamped on that clock, and polls (never sleeps) until the node has ticked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float32MultiArray, Float64MultiArray, MultiArrayDimension, String
+from std_srvs.srv import SetBool, Trigger
+
+from vand_ros import robot
+from vand_ros.controller.node import ControllerNode
+from vand_ros.errors import VandError
+
+PERIOD_NS = 50_000_000  # 20 Hz, the tiny policy's rate
+HOME = np.array([j.home for j in robot.ARM_JOINTS])
+LOWER = np.array([j.lower for j in robot.ARM_JOINTS])
+UPPER = np.array([j.upper for j in robot.ARM_JOINTS])
+
+
+class Harness:
+    """One controller node plus a peer node that plays the robot, in one rclpy context."""
+
+    def __init__(self, model: Path, domain: int, **params: Any) -> None:
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, domain_id=domain)
+        overrides = [Parameter("use_sim_time", value=True), Parameter("model", value=str(model))]
+        overrides += [Parameter(k, value=v) for k, v in params.items()]
+        self.node = ControllerNode(context=self.ctx, parameter_overrides=overrides)
+        self.peer = rclpy.create_node("peer", context=self.ctx)
+        self.ex = SingleThreadedExecutor(context=self.ctx)
+        self.ex.add_node(self.node)
+        self.ex.add_node(self.peer)
+        p = self.peer
+        self.clock_pub = p.create_publisher(Clock, "/clock", 10)
+        self.joint_pub = p.create_publisher(JointState, "/joint_states", 10)
+        self.odom_pub = p.create_publisher(Odometry, "/odom", 10)
+        self.feat_pub = p.create_publisher(Float32MultiArray, "/camera/features", 10)
+        self.instr_pub = p.create_publisher(String, "/vand_controller/instruction", 10)
+        self.arm: list[np.ndarray] = []
+        self.cmd: list[np.ndarray] = []
+        self.diag: list[DiagnosticArray] = []
+        p.create_subscription(
+            Float64MultiArray, "/arm_controller/commands", lambda m: self.arm.append(np.array(m.data)), 10
+        )
+        p.create_subscription(
+            Twist, "/cmd_vel", lambda m: self.cmd.append(np.array([m.linear.x, m.linear.y, m.angular.z])), 10
+        )
+        p.create_subscription(DiagnosticArray, "/diagnostics", self.diag.append, 10)
+        self.enable_client = p.create_client(SetBool, "/vand_controller/enable")
+        self.reset_client = p.create_client(Trigger, "/vand_controller/reset")
+        self.t = 1_000_000_000
+        self.joints = HOME.copy()
+        self._publish_clock()
+
+    def close(self) -> None:
+        self.ex.shutdown()
+        self.node.destroy_node()
+        self.peer.destroy_node()
+        rclpy.shutdown(context=self.ctx)
+
+    def spin_until(self, cond: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise TimeoutError("condition not reached")
+            self.ex.spin_once(timeout_sec=0.01)
+
+    def _publish_clock(self) -> None:
+        msg = Clock()
+        msg.clock.sec, msg.clock.nanosec = divmod(self.t, 1_000_000_000)
+        self.clock_pub.publish(msg)
+        self.spin_until(lambda: self.node.get_clock().now().nanoseconds == self.t)
+
+    def tick(
+        self, joints: bool = True, odom: bool = True, features: bool = True, nan_features: bool = False
+    ) -> None:
+        """Advance one control period: publish the inputs stamped at the new time, then the clock."""
+        self.t += PERIOD_NS
+        stamp = divmod(self.t, 1_000_000_000)
+        a = self.node.assembler
+        counts = (a.joints.accepted, a.base.accepted, a.features.accepted, sum(a.rejected.values()))
+        if joints:
+            js = JointState()
+            js.header.stamp.sec, js.header.stamp.nanosec = stamp
+            js.name = ["base_x", *reversed(robot.ARM_JOINT_NAMES)]  # any order, one extra joint
+            js.position = [0.0, *reversed(self.joints.tolist())]
+            self.joint_pub.publish(js)
+        if odom:
+            od = Odometry()
+            od.header.stamp.sec, od.header.stamp.nanosec = stamp
+            od.twist.twist.linear.x = 0.1
+            self.odom_pub.publish(od)
+        if features:
+            f = Float32MultiArray()
+            f.data = [float("nan") if nan_features else 0.5] * robot.FEATURE_SIZE
+            f.layout.dim = [
+                MultiArrayDimension(
+                    label="entity:" + ",".join(robot.FEATURE_ENTITIES),
+                    size=len(robot.FEATURE_ENTITIES),
+                    stride=robot.FEATURE_SIZE,
+                ),
+                MultiArrayDimension(label="field:x,y,z,visible", size=4, stride=4),
+            ]
+            self.feat_pub.publish(f)
+        expected = counts[0] + joints, counts[1] + odom, counts[2] + (features and not nan_features)
+        self.spin_until(
+            lambda: (
+                (a.joints.accepted, a.base.accepted, a.features.accepted) == expected
+                and sum(a.rejected.values()) == counts[3] + nan_features
+            )
+        )
+        ticks = self.node.core.counters.ticks
+        self._publish_clock()
+        self.spin_until(lambda: self.node.core.counters.ticks > ticks)
+
+    def call(self, client: Any, request: Any) -> Any:
+        assert client.wait_for_service(timeout_sec=5.0)
+        future = client.call_async(request)
+        self.spin_until(future.done)
+        return future.result()
+
+
+@pytest.fixture
+def harness_factory(tiny_policy: Path, ros_domain: int) -> Iterator[Callable[..., Harness]]:
+    made: list[Harness] = []
+
+    def make(**params: Any) -> Harness:
+        h = Harness(tiny_policy, ros_domain, **params)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def test_runs_the_policy_within_limits_and_reports_diagnostics(harness_factory) -> None:
+    h = harness_factory(autostart=True, instruction="wipe")
+    for _ in range(25):
+        h.tick()
+    h.spin_until(lambda: len(h.arm) >= 25 and len(h.cmd) >= 25 and len(h.diag) >= 1)
+    arm = np.array(h.arm)
+    assert np.all(arm >= LOWER) and np.all(arm <= UPPER) and np.all(np.isfinite(arm))
+    assert np.abs(arm[-1] - HOME).max() < 0.3, "the untrained tiny policy stays near its action mean (home)"
+    assert h.node.core.counters.policy_steps >= 25
+    status = h.diag[-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.message.startswith("running")
+    assert values["execution mode"] == "noise"  # the card's default for vand keeps the noise on
+    assert values["instruction"] == "wipe"
+    assert float(values["period error max [ms]"]) == pytest.approx(0.0, abs=1e-6)  # sim clock, exact ticks
+
+
+def test_disabled_until_enabled_then_blends_in_from_the_measured_pose(harness_factory) -> None:
+    h = harness_factory(instruction="wipe", blend_time=1.0)
+    h.joints = HOME + 0.2
+    for _ in range(3):
+        h.tick()
+    h.spin_until(lambda: h.node.core.counters.ticks >= 3)
+    assert h.arm == [] and h.cmd == [], "a disabled controller commands nothing"
+    assert h.call(h.enable_client, SetBool.Request(data=True)).success
+    h.tick()
+    h.spin_until(lambda: len(h.arm) >= 1)
+    step = np.abs(h.arm[0] - (HOME + 0.2))
+    max_step = np.array([j.max_velocity for j in robot.ARM_JOINTS]) * 0.05
+    assert np.all(step <= max_step / 20 + 1e-9), "the first command after enable moves at most a ramp step"
+
+
+def test_stale_joints_hold_the_arm_and_stop_the_base_then_resume(harness_factory) -> None:
+    h = harness_factory(autostart=True, instruction="wipe", max_age_joints=0.1)
+    for _ in range(5):
+        h.tick()
+    n_before, faults = len(h.arm), h.node.core.counters.faults
+    for _ in range(4):  # 200 ms without joint states: stale after 100 ms
+        h.tick(joints=False)
+    h.spin_until(lambda: len(h.cmd) >= n_before + 4)
+    assert h.node.core.counters.faults == faults + 1
+    np.testing.assert_allclose(h.arm[-1], HOME, atol=1e-12)  # held at the last measured pose
+    np.testing.assert_array_equal(h.cmd[-1], np.zeros(3))
+    for _ in range(3):
+        h.tick()
+    assert h.node._last_state == "running"
+    assert h.node.core.counters.faults == faults + 1
+
+
+def test_nan_features_never_reach_the_policy(harness_factory) -> None:
+    h = harness_factory(autostart=True, instruction="wipe")
+    for _ in range(3):
+        h.tick()
+    steps = h.node.core.counters.policy_steps
+    for _ in range(3):
+        h.tick(nan_features=True)
+    assert h.node.core.counters.policy_steps == steps
+    assert h.node._last_state == "holding"
+    assert any("non-finite" in r for r in h.node._last_reasons)
+    h.tick()
+    assert h.node._last_state == "running"
+
+
+def test_instruction_change_and_reset_service_reset_the_recurrent_state(harness_factory) -> None:
+    h = harness_factory(autostart=True, instruction="wipe")
+    for _ in range(5):
+        h.tick()
+    assert h.node.policy.steps_since_reset == 5
+    h.instr_pub.publish(String(data="patrol"))
+    h.spin_until(lambda: len(h.node.assembler.instruction.stamps) >= 2)
+    h.tick()
+    assert h.node.policy.steps_since_reset == 1
+    h.tick()
+    assert h.node.policy.steps_since_reset == 2
+    assert h.call(h.reset_client, Trigger.Request()).success
+    h.tick()
+    assert h.node.policy.steps_since_reset == 1
+    assert h.node.core.counters.resets == 3  # enable, instruction change, reset service
+
+
+def test_unknown_instruction_is_rejected_and_not_used(harness_factory) -> None:
+    h = harness_factory(autostart=True, instruction="wipe")
+    h.tick()
+    h.instr_pub.publish(String(data="dance"))
+    h.spin_until(lambda: h.node.assembler.rejected["instruction"] == 1)
+    h.tick()
+    assert h.node._last_state == "holding"  # the bad instruction poisons the stream until a good one
+    h.instr_pub.publish(String(data="wipe"))
+    h.spin_until(lambda: h.node.assembler.instruction.poisoned is None)
+    h.tick()
+    assert h.node._last_state == "running"
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({"joint_names": ["a", "b", "c", "d", "e", "f"]}, "joint names"),
+        ({"control_rate": 50.0}, "control rate"),
+        ({"instruction": "dance"}, "vocabulary"),
+        ({"execution_mode": "stochastic", "model": "/nonexistent.onnx"}, "does not exist"),
+    ],
+)
+def test_a_model_that_does_not_match_the_configuration_is_refused(
+    tiny_policy: Path, ros_domain: int, params: dict, message: str
+) -> None:
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=ros_domain)
+    try:
+        overrides = [Parameter("model", value=str(tiny_policy))] + [
+            Parameter(k, value=v) for k, v in params.items()
+        ]
+        with pytest.raises(VandError, match=message):
+            ControllerNode(context=ctx, parameter_overrides=overrides)
+    finally:
+        rclpy.shutdown(context=ctx)

@@ -1,0 +1,112 @@
+"""`vand-ros run`: the controller node (and optionally the simulation and a recorder) without ROS tools.
+
+The same composition as `ros2 launch vand_ros sim.launch.py` / `controller.launch.py`, for machines with
+no launch_ros: each node is its own process, started with `--ros-args`, talking over DDS.
+
+    vand-ros run --model policy.onnx                        # on a robot (or against any running sim)
+    vand-ros run --model policy.onnx --sim --instruction wipe --duration 60 --record bags/run1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vand_ros.errors import VandError
+
+BIN = Path(sys.executable).parent
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, type=Path, help="exported ONNX policy")
+    parser.add_argument("--config", type=Path, help="controller parameter file (YAML, ros__parameters)")
+    parser.add_argument("--instruction", default="", help="behaviour to perform from the start")
+    parser.add_argument("--sim", action="store_true", help="also start the simulated robot (sim_node)")
+    parser.add_argument(
+        "--real-time-factor", type=float, default=1.0, help="with --sim: 1.0 real time, 0 as fast as possible"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many wall seconds (0: run)"
+    )
+    parser.add_argument(
+        "--record", type=Path, help="also record every robot topic to this new rosbag2 directory"
+    )
+    parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="extra controller parameter (repeatable), e.g. -p execution_mode:=deterministic",
+    )
+
+
+def _exe(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        raise VandError(
+            f"{name} is not installed next to {sys.executable}; reinstall vand_ros (make install)"
+        )
+    return str(path)
+
+
+def commands(args: argparse.Namespace) -> list[list[str]]:
+    """The processes to start, as argv lists (controller last, so the robot is up when it starts)."""
+    if not args.model.is_file():
+        raise VandError(
+            f"model {args.model} does not exist; export one with `vand-ros export RUN_DIR --out FILE`"
+        )
+    cmds = []
+    sim_time = "true" if args.sim else "false"
+    if args.sim:
+        cmds.append([_exe("sim_node"), "--ros-args", "-p", f"real_time_factor:={args.real_time_factor}"])
+    if args.record:
+        cmds.append(
+            [_exe("vand-ros"), "record", "--out", str(args.record), *(["--use-sim-time"] if args.sim else [])]
+        )
+    ctrl = [_exe("controller_node"), "--ros-args"]
+    if args.config:
+        ctrl += ["--params-file", str(args.config)]
+    ctrl += ["-p", f"model:={args.model.resolve()}", "-p", f"use_sim_time:={sim_time}"]
+    if args.instruction:
+        ctrl += ["-p", f"instruction:={args.instruction}", "-p", "autostart:=true"]
+    for p in args.param:
+        if ":=" not in p:
+            raise VandError(f"--param {p!r}: expected NAME:=VALUE")
+        ctrl += ["-p", p]
+    cmds.append(ctrl)
+    return cmds
+
+
+def run(args: argparse.Namespace) -> int:
+    procs: list[subprocess.Popen[bytes]] = []
+    code = 0
+    try:
+        for cmd in commands(args):
+            print("starting:", " ".join(cmd), flush=True)
+            procs.append(subprocess.Popen(cmd, env=os.environ.copy()))
+        deadline = time.monotonic() + args.duration if args.duration > 0 else None
+        while True:
+            for proc in procs:
+                if proc.poll() is not None:
+                    code = proc.returncode
+                    print(f"{proc.args[0]} exited with status {code}; stopping the others", flush=True)
+                    return code
+            if deadline is not None and time.monotonic() > deadline:
+                return 0
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for proc in reversed(procs):  # the controller first: it stops the robot before the robot goes
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()

@@ -1,0 +1,315 @@
+"""The realtime controller node: the stateful ONNX policy at a fixed rate, behind the safety filter.
+
+    ros2 run vand_ros controller_node --ros-args -p model:=/path/policy.onnx
+    ros2 launch vand_ros controller.launch.py model:=/path/policy.onnx
+
+Thin by design: it declares the parameters (vand_ros/controller/params.py), wires topics and services,
+and on each timer tick feeds `ControlCore` (vand_ros/controller/core.py), which decides what to command.
+Observations are assembled by the same code that built the training data (vand_ros/runtime/assembler.py).
+Uses only rclpy APIs that Humble, Jazzy and Kilted share.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist, TwistStamped
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float32MultiArray, Float64MultiArray, String
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from vand_ros.controller.core import ControlCore, TickResult
+from vand_ros.controller.params import PARAMETERS, ControllerConfig, ParamSpec
+from vand_ros.controller.safety import SafetyFilter
+from vand_ros.controller.timing import LoopMonitor
+from vand_ros.errors import VandError
+from vand_ros.runtime.assembler import AssemblerConfig, ObservationAssembler
+from vand_ros.runtime.policy import PolicyRuntime
+
+# Sensor inputs: only the latest value matters. Best effort is compatible with reliable and best-effort
+# publishers alike; depth 1 never queues stale samples behind fresh ones.
+SENSOR_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
+# Commands and instructions: reliable, a short queue.
+COMMAND_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+
+class ControllerNode(Node):
+    """Runs an exported vand_ros policy on the robot's topics at a fixed rate."""
+
+    def __init__(self, node_name: str = "vand_controller", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.cfg = self._read_parameters()
+        cfg = self.cfg
+        self.policy = PolicyRuntime(cfg.model, mode=cfg.execution_mode or None, seed=cfg.seed)
+        self.policy.check_matches(
+            joint_names=cfg.joint_names,
+            control_rate=cfg.control_rate or None,
+            vocabulary_words=[cfg.instruction],
+        )
+        self.rate = cfg.control_rate or self.policy.card.control_rate  # [Hz]
+        layout = self.policy.layout
+        self.assembler = ObservationAssembler(
+            AssemblerConfig(
+                layout=layout,
+                max_age_joints=cfg.max_age_joints,
+                max_age_base=cfg.max_age_odom,
+                max_age_features=cfg.max_age_features,
+                topics={
+                    "joints": cfg.joint_states_topic,
+                    "base": cfg.odom_topic,
+                    "features": cfg.features_topic,
+                    "instruction": cfg.instruction_topic,
+                },
+            )
+        )
+        self.core = ControlCore(
+            self.policy,
+            self.assembler,
+            SafetyFilter(cfg.limits, self.rate, cfg.blend_time),
+            layout,
+            reset_on_instruction_change=cfg.reset_on_instruction_change,
+            fault_reset_time=cfg.fault_reset_time,
+        )
+        self.monitor = LoopMonitor(self.rate)
+        self._sim_time = bool(self.get_parameter("use_sim_time").value)
+        self._last_reasons: tuple[str, ...] = ()
+        self._last_causes: tuple[str, ...] = ()
+        self._last_state = ""
+        self._last_result: TickResult | None = None
+
+        self.create_subscription(JointState, cfg.joint_states_topic, self._on_joints, SENSOR_QOS)
+        self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, SENSOR_QOS)
+        self.create_subscription(Float32MultiArray, cfg.features_topic, self._on_features, SENSOR_QOS)
+        self.create_subscription(String, cfg.instruction_topic, self._on_instruction, COMMAND_QOS)
+        if cfg.arm_command_type == "joint_trajectory":
+            self.arm_pub = self.create_publisher(JointTrajectory, cfg.arm_command_topic, COMMAND_QOS)
+        else:
+            self.arm_pub = self.create_publisher(Float64MultiArray, cfg.arm_command_topic, COMMAND_QOS)
+        msg_type = TwistStamped if cfg.cmd_vel_type == "twist_stamped" else Twist
+        self.cmd_pub = self.create_publisher(msg_type, cfg.cmd_vel_topic, COMMAND_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_service(SetBool, "~/enable", self._on_enable)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.timer = self.create_timer(1.0 / self.rate, self._on_tick)
+        self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+
+        if cfg.autostart:
+            self.core.enable()
+        self.get_logger().info(
+            f"policy {self.policy.identity} at {self.rate:g} Hz; "
+            f"{'enabled' if cfg.autostart else 'disabled: call ~/enable'}; "
+            f"instruction {cfg.instruction or '(waiting on ' + cfg.instruction_topic + ')'}"
+        )
+
+    # -- parameters -------------------------------------------------------------------------------------
+    def _read_parameters(self) -> ControllerConfig:
+        values = {}
+        for spec in PARAMETERS:
+            try:
+                self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            except Exception as err:  # rclpy's parameter exceptions differ between distributions
+                raise VandError(
+                    f"parameter '{spec.name}': {err} (expected a {type(spec.default).__name__}, "
+                    f"e.g. {spec.default!r})"
+                ) from None
+            values[spec.name] = self.get_parameter(spec.name).value
+        return ControllerConfig.from_values(values)
+
+    # -- inputs -----------------------------------------------------------------------------------------
+    def _now_ns(self) -> int:
+        return int(self.get_clock().now().nanoseconds)
+
+    def _on_joints(self, msg: JointState) -> None:
+        self.assembler.on_joint_state(msg, self._now_ns())
+
+    def _on_odom(self, msg: Odometry) -> None:
+        self.assembler.on_odometry(msg, self._now_ns())
+
+    def _on_features(self, msg: Float32MultiArray) -> None:
+        self.assembler.on_features(msg, self._now_ns())
+
+    def _on_instruction(self, msg: String) -> None:
+        rejection = self.assembler.on_instruction(msg, self._now_ns())
+        if rejection is not None:
+            self.get_logger().error(f"{rejection}; {rejection.hint}")
+
+    # -- services ---------------------------------------------------------------------------------------
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if request.data:
+            self.core.enable()
+            self.monitor.restart()
+        else:
+            self.core.disable()
+        response.success = True
+        response.message = "enabled" if request.data else "disabled"
+        self.get_logger().info(f"controller {response.message}")
+        return response
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.core.request_reset("reset service")
+        response.success = True
+        response.message = "recurrent state will be reset on the next tick"
+        return response
+
+    # -- the control tick -------------------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        t0 = time.monotonic_ns()
+        now = self._now_ns()
+        if self.cfg.instruction and not self.assembler.instruction.stamps:
+            # The instruction parameter stands until a message replaces it, also after the assembler
+            # forgot its samples because the clock jumped back (a simulation reset).
+            self.assembler.update_instruction(now, self.cfg.instruction)
+        result = self.core.tick(now)
+        if result.command is not None:
+            self._publish(result, now)
+        self.monitor.tick(now if self._sim_time else t0, time.monotonic_ns() - t0)
+        self._report(result)
+
+    def _publish(self, result: TickResult, now_ns: int) -> None:
+        assert result.command is not None
+        joints, base = result.command.joints, result.command.base
+        if self.cfg.arm_command_type == "joint_trajectory":
+            traj = JointTrajectory()
+            traj.joint_names = list(self.cfg.joint_names)
+            point = JointTrajectoryPoint()
+            point.positions = joints.tolist()
+            point.time_from_start.nanosec = int(1e9 / self.rate)
+            traj.points = [point]
+            self.arm_pub.publish(traj)
+        else:
+            arm = Float64MultiArray()
+            arm.data = joints.tolist()
+            self.arm_pub.publish(arm)
+        twist = Twist()
+        twist.linear.x, twist.linear.y, twist.angular.z = (float(v) for v in base)
+        if self.cfg.cmd_vel_type == "twist_stamped":
+            stamped = TwistStamped()
+            stamped.header.stamp.sec, stamped.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
+            stamped.header.frame_id = "base_link"
+            stamped.twist = twist
+            self.cmd_pub.publish(stamped)
+        else:
+            self.cmd_pub.publish(twist)
+
+    def _report(self, result: TickResult) -> None:
+        """Log state changes once, not every tick."""
+        self._last_result = result
+        log = self.get_logger()
+        if result.reset:
+            log.info(f"recurrent state reset: {result.reset}")
+        if result.state != self._last_state or result.causes != self._last_causes:
+            if result.state == "holding":
+                log.warning("holding the arm and stopping the base: " + "; ".join(result.reasons))
+            elif result.state == "running" and self._last_state == "holding":
+                log.info("inputs good again: resuming the policy")
+            self._last_state, self._last_causes = result.state, result.causes
+        self._last_reasons = result.reasons
+
+    # -- diagnostics ------------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        now = self._now_ns()
+        result = self._last_result
+        status = DiagnosticStatus()
+        status.name = f"{self.get_name()}: vand_ros controller"
+        status.hardware_id = self.policy.identity
+        state = result.state if result else "starting"
+        status.level = DiagnosticStatus.WARN if state == "holding" else DiagnosticStatus.OK
+        status.message = state + (": " + "; ".join(result.reasons) if result and result.reasons else "")
+        loop = self.monitor.summary()
+        c = self.core.counters
+        values = {
+            "state": state,
+            "instruction": str(result.instruction if result else None),
+            "model": str(self.policy.path),
+            "regulariser": self.policy.card.regulariser,
+            "execution mode": self.policy.mode,
+            "seed": str(self.cfg.seed),
+            "control rate [Hz]": f"{self.rate:g}",
+            "clock": "sim" if self._sim_time else "steady",
+            "period error p50 [ms]": f"{loop.period_error_ms['p50']:.3f}",
+            "period error p99 [ms]": f"{loop.period_error_ms['p99']:.3f}",
+            "period error max [ms]": f"{loop.period_error_ms['max']:.3f}",
+            "compute p50 [ms]": f"{loop.compute_ms['p50']:.3f}",
+            "compute p99 [ms]": f"{loop.compute_ms['p99']:.3f}",
+            "compute max [ms]": f"{loop.compute_ms['max']:.3f}",
+            "overruns": str(loop.overruns_total),
+            "ticks": str(c.ticks),
+            "policy steps": str(c.policy_steps),
+            "steps since reset": str(self.policy.steps_since_reset),
+            "faults": str(c.faults),
+            "hold ticks": str(c.holds),
+            "state resets": str(c.resets),
+            "clamped position": str(c.clamps["position"]),
+            "clamped step": str(c.clamps["step"]),
+            "clamped base": str(c.clamps["base"]),
+            **self.assembler.diagnostics(now),
+        }
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [status]
+        self.diag_pub.publish(msg)
+
+    def stop_safely(self) -> None:
+        """On shutdown: hold the arm where it is and stop the base (best effort)."""
+        hold = self.core.safety.hold(self.core.measured_joints())
+        if hold is not None:
+            self._publish(TickResult(hold, "disabled"), self._now_ns())
+
+
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=spec.description, read_only=spec.name != "seed")
+    if spec.choices:
+        d.additional_constraints = "one of: " + ", ".join(repr(c) for c in spec.choices)
+    if spec.low is not None and spec.high is not None and not isinstance(spec.default, list):
+        if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            d.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=0)]
+        elif isinstance(spec.default, float):
+            d.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high, step=0.0)]
+    return d
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = ControllerNode()
+        rclpy.spin(node)
+    except VandError as err:
+        print(f"controller_node: error: {err}", file=sys.stderr)
+        code = 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            if rclpy.ok():
+                node.stop_safely()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
