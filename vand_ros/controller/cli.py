@@ -5,6 +5,10 @@ no launch_ros: each node is its own process, started with `--ros-args`, talking 
 
     vand-ros run --model policy.onnx                        # on a robot (or against any running sim)
     vand-ros run --model policy.onnx --sim --instruction wipe --duration 60 --record bags/run1
+
+With `--instruction`, this process also plays the operator: it publishes the instruction on
+/vand/instruction at 1 Hz (the topic the demonstrations carry it on), and the controller listens there,
+so a recorded run is labelled like a demonstration and can be used for retraining.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from vand_ros import robot
 from vand_ros.errors import VandError
 
 BIN = Path(sys.executable).parent
@@ -29,6 +34,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim", action="store_true", help="also start the simulated robot (sim_node)")
     parser.add_argument(
         "--real-time-factor", type=float, default=1.0, help="with --sim: 1.0 real time, 0 as fast as possible"
+    )
+    parser.add_argument(
+        "--initial-pose",
+        type=float,
+        nargs=3,
+        metavar=("X", "Y", "YAW"),
+        help="with --sim: base start pose [m, m, rad]",
     )
     parser.add_argument(
         "--duration", type=float, default=0.0, help="stop after this many wall seconds (0: run)"
@@ -64,10 +76,13 @@ def commands(args: argparse.Namespace) -> list[list[str]]:
     cmds = []
     sim_time = "true" if args.sim else "false"
     if args.sim:
-        cmds.append([_exe("sim_node"), "--ros-args", "-p", f"real_time_factor:={args.real_time_factor}"])
+        sim = [_exe("sim_node"), "--ros-args", "-p", f"real_time_factor:={args.real_time_factor}"]
+        if args.initial_pose:
+            sim += ["-p", "initial_pose:=[" + ",".join(str(float(v)) for v in args.initial_pose) + "]"]
+        cmds.append(sim)
     if args.record:
         cmds.append(
-            [_exe("vand-ros"), "record", "--out", str(args.record), *(["--use-sim-time"] if args.sim else [])]
+            [_exe("vand-ros"), "record", "--out", str(args.record), *([] if args.sim else ["--no-sim-time"])]
         )
     ctrl = [_exe("controller_node"), "--ros-args"]
     if args.config:
@@ -75,6 +90,7 @@ def commands(args: argparse.Namespace) -> list[list[str]]:
     ctrl += ["-p", f"model:={args.model.resolve()}", "-p", f"use_sim_time:={sim_time}"]
     if args.instruction:
         ctrl += ["-p", f"instruction:={args.instruction}", "-p", "autostart:=true"]
+        ctrl += ["-p", f"instruction_topic:={robot.TOPICS.instruction}"]
     for p in args.param:
         if ":=" not in p:
             raise VandError(f"--param {p!r}: expected NAME:=VALUE")
@@ -83,13 +99,40 @@ def commands(args: argparse.Namespace) -> list[list[str]]:
     return cmds
 
 
+class Operator:
+    """Publishes the instruction at 1 Hz (reliable), as an operator or task-level node would."""
+
+    def __init__(self, word: str) -> None:
+        import rclpy
+        from std_msgs.msg import String
+
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx)
+        self.node = rclpy.create_node("vand_operator", context=self.ctx)
+        self.pub = self.node.create_publisher(String, robot.TOPICS.instruction, 10)
+        self.msg = String(data=word)
+        self.next = 0.0
+
+    def poll(self) -> None:
+        if time.monotonic() >= self.next:
+            self.pub.publish(self.msg)
+            self.next = time.monotonic() + 1.0
+
+    def close(self) -> None:
+        import rclpy
+
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.ctx)
+
+
 def run(args: argparse.Namespace) -> int:
     procs: list[subprocess.Popen[bytes]] = []
-    code = 0
+    operator = None
     try:
         for cmd in commands(args):
             print("starting:", " ".join(cmd), flush=True)
             procs.append(subprocess.Popen(cmd, env=os.environ.copy()))
+        operator = Operator(args.instruction) if args.instruction else None
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
         while True:
             for proc in procs:
@@ -99,11 +142,18 @@ def run(args: argparse.Namespace) -> int:
                     return code
             if deadline is not None and time.monotonic() > deadline:
                 return 0
-            time.sleep(0.2)
+            if operator is not None:
+                operator.poll()
+            time.sleep(0.05)
     except KeyboardInterrupt:
         return 0
     finally:
-        for proc in reversed(procs):  # the controller first: it stops the robot before the robot goes
+        if operator is not None:
+            operator.close()
+        # The controller first (it stops the robot), then the robot, then the recorder: a recorder drains
+        # until its topics go quiet, so it must stop last to close its bag.
+        order = [p for name in ("controller_node", "sim_node") for p in procs if p.args[0].endswith(name)]
+        for proc in order + [p for p in procs if p not in order]:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 try:
