@@ -130,3 +130,22 @@ def test_bad_limits_are_refused(field: str, value: np.ndarray) -> None:
     kwargs[field] = value
     with pytest.raises(VandError, match=field):
         SafetyLimits(**kwargs)
+
+
+def test_a_long_hold_latches_the_pose_and_does_not_creep_with_the_measurement() -> None:
+    filt = SafetyFilter(LIMITS, RATE)
+    filt.engage(np.zeros(J))
+    filt.filter(np.zeros(J), np.zeros(3), np.zeros(J))
+    sagging = np.array([0.0, -0.01, 0.0, 0.0])
+    first = filt.hold(sagging)
+    assert first is not None
+    for k in range(2, 50):  # the arm sags under gravity while held: the target must not follow it down
+        out = filt.hold(sagging * k)
+        assert out is not None
+        np.testing.assert_array_equal(out.joints, first.joints)
+    resumed = filt.filter(np.zeros(J), np.zeros(3), sagging * 50)
+    assert resumed is not None
+    assert filt.hold(sagging * 60) is not None
+    np.testing.assert_allclose(
+        filt.hold(sagging * 70).joints, np.clip(sagging * 60, LIMITS.joint_lower, LIMITS.joint_upper)
+    )

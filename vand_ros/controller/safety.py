@@ -8,9 +8,10 @@ Every command the node publishes passes through `SafetyFilter`:
   acceleration limits from the previous command;
 - a non-finite or wrongly sized action is never used: the filter holds instead.
 
-Holding (on any fault) means: the arm target is the measured position clamped to the limits (or the last
-target when no valid measurement exists) and the base velocity is zero. Stopping the base is immediate; the
-base controller's own deceleration limits apply downstream.
+Holding (on any fault) means: the arm target is the measured position when the hold began, clamped to the
+limits (or the last target when no valid measurement exists), kept for the whole hold, and the base
+velocity is zero. Stopping the base is immediate; the base controller's own deceleration limits apply
+downstream.
 
 Invariant (property-tested): whatever goes in, every emitted joint target is finite and within
 [lower, upper], every base command is finite and within +-max_velocity.
@@ -87,6 +88,7 @@ class SafetyFilter:
         self._last_joints: FloatArray | None = None  # (J,) last published target
         self._last_base = np.zeros(3)
         self._ticks_since_engage = 0
+        self._hold_target: FloatArray | None = None  # (J,) latched when a hold begins
 
     @property
     def last_joints(self) -> FloatArray | None:
@@ -96,20 +98,26 @@ class SafetyFilter:
         """Start (or restart) blending in from the measured pose, with the base at rest."""
         self._ticks_since_engage = 0
         self._last_base = np.zeros(3)
+        self._hold_target = None
         if self._valid_measurement(measured_joints):
             self._last_joints = self._clip_position(measured_joints)
 
     def hold(self, measured_joints: FloatArray | None) -> FilterResult | None:
-        """The safe command: arm at its measured pose (clamped to limits), base stopped.
+        """The safe command: arm held at its measured pose (clamped to limits), base stopped.
 
-        Returns None when there is no joint target to hold (never measured, never commanded): then nothing
-        should be published for the arm, and the caller publishes only the zero base command.
+        The pose is latched when the hold begins and kept until the policy runs again: re-reading the
+        measurement every tick would let a position-controlled arm creep down under gravity by its
+        steady-state error on every tick of a long hold. Returns None when there is no joint target to
+        hold (never measured, never commanded): then nothing should be published for the arm, and the
+        caller publishes only the zero base command.
         """
         self._last_base = np.zeros(3)
-        if self._valid_measurement(measured_joints):
-            target = self._clip_position(measured_joints)
-        else:
-            target = self._last_joints
+        if self._hold_target is None:
+            if self._valid_measurement(measured_joints):
+                self._hold_target = self._clip_position(measured_joints)
+            elif self._last_joints is not None:
+                self._hold_target = self._last_joints.copy()
+        target = self._hold_target
         if target is None:
             return None
         self._last_joints = target.copy()
@@ -150,6 +158,7 @@ class SafetyFilter:
 
         self._last_joints = stepped
         self._last_base = cmd
+        self._hold_target = None
         self._ticks_since_engage += 1
         return FilterResult(stepped.copy(), cmd.copy(), clamped_position, clamped_step, clamped_base)
 
