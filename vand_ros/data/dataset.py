@@ -20,7 +20,13 @@ from vand_ros.errors import VandError
 from vand_ros.runtime.layout import Layout
 
 DATASET_FORMAT = 1
-STD_FLOOR = 1e-3  # a constant stream (an unseen feature, the one-hot of a single behaviour) is not amplified
+# Floor of every normalisation std, in the streams' own units ([rad], [m], [m/s], [rad/s]). A stream that
+# barely moves in the demonstrations (a wrist joint that settles to 0, a feature that is rarely visible)
+# must not be amplified into a huge input when it moves a little at run time: with a floor of 1e-3 a
+# start pose 0.15 rad off a settled wrist reached the network as -7 standard deviations and the policy
+# failed in closed loop from its first tick. 0.05 is small next to the motions that matter (strokes of
+# 0.15-0.3 m, joint swings of 0.3-1 rad).
+STD_FLOOR = 0.05
 
 
 @dataclass
