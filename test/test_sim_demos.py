@@ -11,6 +11,7 @@ import pytest
 from rosbags.highlevel import AnyReader
 
 from vand_ros import cli, robot
+from vand_ros.evaluation.metrics import dominant_period
 from vand_ros.simulation import demonstrators as D
 from vand_ros.simulation import kinematics as K
 from vand_ros.simulation import model as M
@@ -54,15 +55,6 @@ def demo(behaviour: str) -> D.Demonstrator:
 def series(bag: dict[str, Any], topic: str, fn: Any) -> tuple[np.ndarray, np.ndarray]:
     t = np.array([ns for ns, _ in bag[topic]]) / 1e9
     return t, np.array([fn(m) for _, m in bag[topic]])
-
-
-def dominant_period(t: np.ndarray, x: np.ndarray) -> float:
-    """Period [s] of the strongest frequency of a uniformly sampled signal (zero-padded FFT)."""
-    x = x - x.mean()
-    n = 16 * len(x)
-    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)), n))
-    freqs = np.fft.rfftfreq(n, d=t[1] - t[0])
-    return float(1.0 / freqs[1:][np.argmax(spec[1:])])
 
 
 @pytest.mark.parametrize("behaviour", robot.BEHAVIOURS)

@@ -1,0 +1,97 @@
+"""Closed loop through the node's code path: the demonstrator passes, a constant policy fails,
+conditions act."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vand_ros import robot
+from vand_ros.evaluation import conditions as C
+from vand_ros.evaluation.closed_loop import Trajectory, run_closed_loop
+from vand_ros.evaluation.evaluate import run_one
+from vand_ros.evaluation.metrics import BehaviourReference, reference_from_trajectories
+from vand_ros.simulation import demonstrators as D
+
+SEED = 0
+
+
+def own_reference(behaviour: str) -> BehaviourReference:
+    """The reference of the demonstrator episode the evaluation scenarios of SEED use."""
+    demo = D.make(behaviour, D.episode_rng(C.EVAL_SEED_OFFSET + SEED, 0, behaviour))
+    sc = C.Scenario("clean", behaviour, demo, demo.start_base, demo.start_arm, ((0.0, behaviour),))
+    return reference_from_trajectories([run_closed_loop(sc, demo.duration)])[behaviour]
+
+
+@pytest.fixture(scope="module")
+def refs() -> dict[str, BehaviourReference]:
+    return {b: own_reference(b) for b in ("wipe", "visit_abc")}
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "condition"), [("wipe", "clean"), ("visit_abc", "clean"), ("visit_abc", "switch")]
+)
+def test_scripted_demonstrator_passes(
+    refs: dict[str, BehaviourReference], behaviour: str, condition: str
+) -> None:
+    record, traj = run_one(None, behaviour, condition, refs[behaviour], seed=SEED, duration=45.0)
+    assert record["success"], record
+    assert not traj.holding.any() and record["mode"] == "script"
+
+
+def test_constant_policy_fails(refs: dict[str, BehaviourReference], tiny_policy: Path) -> None:
+    for behaviour in ("wipe", "visit_abc"):
+        record, traj = run_one(tiny_policy, behaviour, "clean", refs[behaviour], "deterministic", SEED, 30.0)
+        assert not record["success"], record
+        assert np.isfinite(traj.cmd_joints).all()  # it ran (published every tick), it just did nothing useful
+    assert "dying-out" in run_one(tiny_policy, "wipe", "clean", refs["wipe"], None, SEED, 30.0)[0]["failures"]
+
+
+def test_push_moves_the_base_and_is_deterministic() -> None:
+    sc = C.scenario("push", "visit_abc", SEED, 20.0)
+    assert [p.t for p in sc.pushes] == [6.0, 6.0, 12.0]
+    base = C.scenario("clean", "visit_abc", SEED, 20.0)
+    pushed = run_closed_loop(sc, 7.0)
+    calm = run_closed_loop(base, 7.0)
+    i = int(np.searchsorted(calm.t, 6.0))
+    assert np.allclose(pushed.base[i - 1], calm.base[i - 1])
+    jump = np.linalg.norm(pushed.base[i, :2] - calm.base[i, :2])
+    assert jump == pytest.approx(2 * C.PUSH_BASE, abs=0.1) or jump > 0.1
+    again = run_closed_loop(sc, 7.0)
+    np.testing.assert_array_equal(again.base, pushed.base)
+
+
+def test_perturbed_start_is_outside_the_demonstrated_range() -> None:
+    for behaviour in robot.BEHAVIOURS:
+        for seed in range(5):
+            demo = D.make(behaviour, D.episode_rng(seed, 0, behaviour))  # demonstrations draw inside
+            ranges = C.START_RANGES[behaviour]
+            assert all(lo <= v <= hi for v, (lo, hi) in zip(demo.start_base, ranges, strict=True))
+            sc = C.scenario("perturbed", behaviour, seed, 60.0)
+            assert all(not lo <= v <= hi for v, (lo, hi) in zip(sc.start_base, ranges, strict=True))
+            assert np.all(np.abs(sc.start_arm - D.HOME) > C.ARM_START_RANGE + 0.05)
+
+
+def test_noise_drops_features_and_the_controller_holds(tmp_path: Path) -> None:
+    sc = C.scenario("noise", "wipe", SEED, 25.0)
+    traj = run_closed_loop(sc, 25.0)
+    assert traj.meta["dropped_features"] > 0.05 * 25 * robot.RATES.features
+    assert 0 < traj.holding.sum() < 10  # the 0.4 s burst at 20 s exceeds the 0.3 s max age
+    saved = Trajectory.load(traj.save(tmp_path / "run.npz"))
+    assert saved.meta["condition"] == "noise" and saved.t.shape == traj.t.shape
+
+
+def test_switch_changes_the_instruction_mid_run() -> None:
+    sc = C.scenario("switch", "visit_cba", SEED, 30.0)
+    traj = run_closed_loop(sc, 30.0)
+    words = [robot.BEHAVIOURS[i] for i in traj.instruction]
+    assert words[0] == "visit_abc" and words[-1] == "visit_cba"
+    assert (
+        traj.meta["measure_from"]
+        == sc.instructions[-1][0]
+        == pytest.approx(max(C.SWITCH_MIN, C.SWITCH_FRACTION * 30.0))
+    )
+    with pytest.raises(Exception, match="not defined"):
+        C.scenario("switch", "wipe", SEED, 30.0)

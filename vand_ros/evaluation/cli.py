@@ -1,0 +1,337 @@
+"""`vand-ros evaluate --bags DIR --out DIR`: train each regulariser on the same bags, run it in closed loop.
+
+Steps, each resumable (a finished step's output in OUT is reused, not redone):
+1. OUT/dataset: the dataset built once from the bags; OUT/reference.json: what the demonstrations did
+   (measured from the bags with vand_ros.evaluation.metrics).
+2. OUT/runs/<reg>_s<seed>: training (vand_ros.learning.train; `--quick`: the smoke-sized config);
+   OUT/models/<reg>_s<seed>.onnx: the export.
+3. OUT/results/<reg>_s<seed>/<behaviour>/<condition>/<mode>_s<seed>.json: one closed-loop run per
+   behaviour x condition x execution mode the model supports, in process without DDS
+   (vand_ros.evaluation.closed_loop, the node's assembler, tick logic, runtime and safety filter).
+4. OUT/results.json (every run), OUT/report.md (tables regulariser/mode x behaviour per condition: success
+   rate mean +- std over seeds; learned sigma/rho from the cards), OUT/*.png plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vand_ros import robot
+from vand_ros.errors import VandError
+from vand_ros.evaluation import conditions as C
+from vand_ros.evaluation.metrics import SuccessConfig, load_references, save_references
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from vand_ros.learning.config import REGULARISERS
+
+    parser.add_argument(
+        "--bags", nargs="+", required=True, help="demonstration bags (directories or folders)"
+    )
+    parser.add_argument("--out", required=True, type=Path, help="output directory (resumable)")
+    parser.add_argument("--regularisers", nargs="+", default=list(REGULARISERS), choices=REGULARISERS)
+    parser.add_argument("--behaviours", nargs="+", default=list(robot.BEHAVIOURS), choices=robot.BEHAVIOURS)
+    parser.add_argument("--conditions", nargs="+", default=list(C.CONDITIONS), choices=C.CONDITIONS)
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per regulariser")
+    parser.add_argument(
+        "--modes", nargs="+", help="execution modes (default: every mode each model supports)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke-sized training and 2x-demo runs")
+    parser.add_argument(
+        "--duration-factor", type=float, help="run length in demonstration lengths (default 10)"
+    )
+    parser.add_argument("--beta", type=float, help="VAND beta (default: the training config's)")
+    parser.add_argument("--epochs", type=int, help="maximum training epochs")
+    parser.add_argument(
+        "--save-trajectories", action="store_true", help="also keep each run's trajectory (.npz)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for training")
+
+
+def _log(text: str) -> None:
+    print(f"[evaluate {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = SuccessConfig()
+    if args.duration_factor is not None:
+        cfg = dataclasses.replace(cfg, duration_factor=args.duration_factor)
+    elif args.quick:
+        cfg = dataclasses.replace(cfg, duration_factor=2.0)
+    if args.seeds < 1:
+        raise VandError(f"--seeds {args.seeds}: expected at least 1")
+
+    # 1. dataset and reference, once
+    from vand_ros.data.dataset import Dataset
+
+    ds_dir = out / "dataset"
+    if (ds_dir / "dataset.json").is_file():
+        dataset = Dataset.load(ds_dir)
+        _log(f"dataset: reusing {ds_dir}")
+    else:
+        from vand_ros.data.builder import build_dataset
+        from vand_ros.data.config import DataConfig
+
+        _log("dataset: building from the bags")
+        dataset, _ = build_dataset(args.bags, DataConfig())
+        dataset.save(ds_dir)
+    ref_path = out / "reference.json"
+    if ref_path.is_file():
+        refs = load_references(ref_path)
+    else:
+        from vand_ros.evaluation.evaluate import reference_from_bags
+
+        _log("reference: measuring the demonstrations")
+        refs = reference_from_bags(args.bags)
+        save_references(refs, ref_path)
+    behaviours = [b for b in args.behaviours if b in refs]
+    missing = sorted(set(args.behaviours) - set(behaviours))
+    if missing:
+        _log(f"no demonstrations of {missing}: left out")
+    if not behaviours:
+        raise VandError(f"the bags hold none of the behaviours {args.behaviours}; record demonstrations")
+
+    # 2. train and export each regulariser x seed; 3. closed loop
+    from vand_ros.evaluation.evaluate import evaluate_model
+
+    results: list[dict[str, Any]] = []
+    cards: dict[str, Any] = {}
+    for reg in args.regularisers:
+        for seed in range(args.seeds):
+            name = f"{reg}_s{seed}"
+            model = _train_and_export(dataset, reg, seed, args, out, name)
+            cards[name] = _card_summary(model)
+            _log(f"closed loop: {name}")
+            runs = evaluate_model(
+                model,
+                refs,
+                behaviours,
+                args.conditions,
+                args.modes,
+                seeds=(seed,),
+                cfg=cfg,
+                out_dir=out / "results" / name,
+                save_trajectories=args.save_trajectories,
+                progress=lambda text: _log("  " + text),
+            )
+            for r in runs:
+                r.update(regulariser=reg, train_seed=seed)
+            results += runs
+
+    # 4. report
+    (out / "results.json").write_text(
+        json.dumps({"config": cfg.to_dict(), "cards": cards, "runs": results}, indent=1), encoding="utf-8"
+    )
+    write_report(results, cards, refs, cfg, out, args.conditions, behaviours)
+    _log(f"wrote {out / 'report.md'} and {out / 'results.json'}")
+    return 0
+
+
+def _train_and_export(
+    dataset: Any, reg: str, seed: int, args: argparse.Namespace, out: Path, name: str
+) -> Path:
+    model = out / "models" / f"{name}.onnx"
+    if model.is_file():
+        return model
+    import torch
+
+    from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
+    from vand_ros.learning.config import TrainConfig
+    from vand_ros.learning.export import export_policy
+    from vand_ros.learning.train import train
+
+    run_dir = out / "runs" / name
+    if not (run_dir / "summary.json").is_file():
+        values: dict[str, Any] = {"regulariser": reg, "seed": seed, "smoke": bool(args.quick)}
+        if args.beta is not None:
+            values["beta"] = args.beta
+        if args.epochs is not None:
+            values["max_epochs"] = args.epochs
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        t0 = time.perf_counter()
+        _log(f"train: {name}")
+        train(dataset, TrainConfig(**values), run_dir, progress=False)
+        _log(f"train: {name} done in {time.perf_counter() - t0:.0f} s")
+    export_policy(Checkpoint.load(run_dir / CHECKPOINT_NAME), model)
+    return model
+
+
+def _card_summary(model: Path) -> dict[str, Any]:
+    from vand_ros.runtime.policy import PolicyRuntime
+
+    card = PolicyRuntime(model).card
+    reg = card.raw.get("regulariser", {})
+
+    def stats(key: str) -> dict[str, Any]:
+        s = reg.get(key) or {}
+        return {k: s.get(k) for k in ("mean", "min", "max", "frac_gt_0_5")}
+
+    return {
+        "regulariser": card.regulariser,
+        "default_mode": card.default_mode,
+        "beta": reg.get("beta"),
+        "sigma": stats("sigma"),
+        "rho": stats("rho"),
+        "best_val_loss": card.raw.get("training", {}).get("best_val_loss"),
+    }
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "-"
+    a = np.asarray(values, dtype=np.float64)
+    return f"{a.mean():.2f} ± {a.std():.2f} (n={len(a)})"
+
+
+def write_report(
+    results: list[dict[str, Any]],
+    cards: dict[str, Any],
+    refs: dict[str, Any],
+    cfg: SuccessConfig,
+    out: Path,
+    conditions: list[str],
+    behaviours: list[str],
+) -> Path:
+    """report.md with one table per condition (rows: regulariser/mode, columns: behaviours), plus plots."""
+    lines = [
+        "# Closed-loop evaluation",
+        "",
+        "All numbers below come from in-process closed-loop runs (vand_ros.evaluation.closed_loop: the "
+        "node's assembler, tick logic, ONNX runtime and safety filter stepping the MuJoCo simulation, "
+        "without DDS).",
+        f"Runs last {cfg.duration_factor:g} x the longest demonstration of each behaviour. Cell: success "
+        "rate over training seeds, mean ± std (n seeds); one run per seed.",
+        "",
+        "Success thresholds (SuccessConfig): " + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items()),
+        "",
+    ]
+    rows = sorted({(r["regulariser"], r["mode"]) for r in results})
+    for cond in conditions:
+        lines += [f"## Condition: {cond}", "", "| regulariser / mode | " + " | ".join(behaviours) + " |"]
+        lines.append("|---" * (len(behaviours) + 1) + "|")
+        for reg, mode in rows:
+            cells = []
+            for b in behaviours:
+                runs = [
+                    r
+                    for r in results
+                    if (r["regulariser"], r["mode"], r["condition"], r["behaviour"]) == (reg, mode, cond, b)
+                ]
+                fails: dict[str, int] = {}
+                for r in runs:
+                    for f in r["failures"]:
+                        fails[f] = fails.get(f, 0) + 1
+                why = (" " + ", ".join(f"{k} x{n}" for k, n in sorted(fails.items()))) if fails else ""
+                cells.append(_fmt([float(r["success"]) for r in runs]) + why if runs else "n/a")
+            lines.append(f"| {reg} / {mode} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "## Learned sigma / rho (model cards)",
+        "",
+        "| model | default mode | beta | sigma mean [min, max] | rho mean [min, max] | val NLL |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, c in sorted(cards.items()):
+        s, r = c["sigma"], c["rho"]
+
+        def f(x: Any) -> str:
+            return "-" if x is None else f"{x:.3g}"
+
+        lines.append(
+            f"| {name} | {c['default_mode']} | {f(c['beta'])} | "
+            f"{f(s['mean'])} [{f(s['min'])}, {f(s['max'])}] | "
+            f"{f(r['mean'])} [{f(r['min'])}, {f(r['max'])}] | {f(c['best_val_loss'])} |"
+        )
+    lines += [
+        "",
+        "## Demonstrations (reference)",
+        "",
+        "```",
+        json.dumps({b: vars(v) for b, v in refs.items()}, indent=1, default=list),
+        "```",
+        "",
+    ]
+    plots = _plots(results, rows, conditions, behaviours, out)
+    lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _plots(
+    results: list[dict[str, Any]],
+    rows: list[tuple[str, str]],
+    conditions: list[str],
+    behaviours: list[str],
+    out: Path,
+) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, axes = plt.subplots(
+        1, len(conditions), figsize=(4 * len(conditions), 0.35 * len(rows) + 2), squeeze=False
+    )
+    for ax, cond in zip(axes[0], conditions, strict=True):
+        grid = np.full((len(rows), len(behaviours)), np.nan)
+        for i, (reg, mode) in enumerate(rows):
+            for j, b in enumerate(behaviours):
+                runs = [
+                    r["success"]
+                    for r in results
+                    if (r["regulariser"], r["mode"], r["condition"], r["behaviour"]) == (reg, mode, cond, b)
+                ]
+                if runs:
+                    grid[i, j] = float(np.mean(runs))
+        ax.imshow(grid, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
+        ax.set_xticks(range(len(behaviours)), behaviours, rotation=45, ha="right")
+        ax.set_yticks(
+            range(len(rows)), [f"{r}/{m}" for r, m in rows] if cond == conditions[0] else [""] * len(rows)
+        )
+        ax.set_title(cond)
+    fig.suptitle("success rate over seeds")
+    fig.tight_layout()
+    p = out / "success.png"
+    fig.savefig(p, dpi=90)
+    plt.close(fig)
+    paths.append(p)
+
+    periodic = [b for b in behaviours if b in robot.PERIODIC_BEHAVIOURS]
+    if periodic:
+        fig, axes = plt.subplots(1, len(periodic), figsize=(5 * len(periodic), 4), squeeze=False)
+        for ax, b in zip(axes[0], periodic, strict=True):
+            for k, (reg, mode) in enumerate(rows):
+                runs = [
+                    r
+                    for r in results
+                    if (r["regulariser"], r["mode"], r["behaviour"]) == (reg, mode, b)
+                    and "amp_rel_mean" in r["metrics"]
+                ]
+                xs = [r["metrics"]["amp_rel_mean"] for r in runs]
+                ys = [r["metrics"].get("freq_rel_mean", np.nan) for r in runs]
+                ax.scatter(xs, ys, s=14, label=f"{reg}/{mode}", color=plt.cm.tab10(k % 10))
+            ax.axvspan(0.9, 1.1, alpha=0.1)
+            ax.axhspan(0.9, 1.1, alpha=0.1)
+            ax.set_xlabel("amplitude / demonstrated")
+            ax.set_ylabel("frequency / demonstrated")
+            ax.set_title(b)
+        axes[0][-1].legend(fontsize=6)
+        fig.tight_layout()
+        p = out / "periodic.png"
+        fig.savefig(p, dpi=90)
+        plt.close(fig)
+        paths.append(p)
+    return paths
