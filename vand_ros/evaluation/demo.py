@@ -271,12 +271,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+KEY_METRICS = (
+    "amp_rel_mean", "freq_rel_mean", "drift", "shake",  # periodic: relative to the demonstrations
+    "stations_in_order", "time_rel", "base_excursion",  # sequential
+    "hold_fraction",
+)  # fmt: skip
+
+
 def _table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| behaviour | mode | success | failures | key metrics |", "|---|---|---|---|---|"]
     for r in rows:
-        metrics = ", ".join(
-            f"{k} {v:.3g}" for k, v in list(r["metrics"].items())[:4] if isinstance(v, (int, float))
-        )
+        m = r["metrics"]
+        metrics = ", ".join(f"{k} {m[k]:.3g}" for k in KEY_METRICS if isinstance(m.get(k), (int, float)))
         lines.append(
             f"| {r['behaviour']} | {r.get('mode', 'node')} | {'yes' if r['success'] else 'no'} | "
             f"{', '.join(r['failures']) or '-'} | {metrics} |"
