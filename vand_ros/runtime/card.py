@@ -310,20 +310,25 @@ class DrawSampler:
             for n, spec in self.feeds.items()
             if spec.kind == "uniform_per_episode"
         }
+        # Buffers filled in place every step (no allocation on the control path); constant ones are
+        # filled once here.
+        self._buffers: dict[str, np.ndarray] = {}
+        for name, spec in self.feeds.items():
+            if spec.kind == "uniform_per_episode":
+                self._buffers[name] = self._episode[name]
+            elif spec.kind == "zeros":
+                self._buffers[name] = np.zeros(self.shapes[name], dtype=np.float32)
+            elif spec.kind == "constant":
+                self._buffers[name] = np.full(self.shapes[name], spec.value, dtype=np.float32)
+            else:
+                self._buffers[name] = np.empty(self.shapes[name], dtype=np.float32)
 
     def __call__(self) -> dict[str, np.ndarray]:
-        """The draw inputs for the next step."""
-        out: dict[str, np.ndarray] = {}
+        """The draw inputs for the next step. The arrays are reused (refilled in place) on the next call;
+        the dict is new, so replacing one of its entries does not touch the sampler."""
         for name, spec in self.feeds.items():
-            shape = self.shapes[name]
             if spec.kind == "normal_per_step":
-                out[name] = self.rng.standard_normal(shape, dtype=np.float32)
+                self.rng.standard_normal(dtype=np.float32, out=self._buffers[name])
             elif spec.kind == "uniform_per_step":
-                out[name] = self.rng.random(shape, dtype=np.float32)
-            elif spec.kind == "uniform_per_episode":
-                out[name] = self._episode[name]
-            elif spec.kind == "zeros":
-                out[name] = np.zeros(shape, dtype=np.float32)
-            else:  # constant
-                out[name] = np.full(shape, spec.value, dtype=np.float32)
-        return out
+                self.rng.random(dtype=np.float32, out=self._buffers[name])
+        return dict(self._buffers)
