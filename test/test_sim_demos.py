@@ -177,3 +177,64 @@ def test_episodes_vary_and_replay_identically(tmp_path: Path) -> None:
     qx = [m.position for _, m in x[robot.TOPICS.joint_states]]
     qy = [m.position for _, m in y[robot.TOPICS.joint_states]]
     np.testing.assert_array_equal(qx, qy)
+
+
+def test_perturbed_demonstrations_record_clean_commands_while_the_robot_is_disturbed(tmp_path: Path) -> None:
+    """`--perturb dart+push`: same bag format and task, disturbed motion, the clean commands as labels."""
+    from vand_ros.simulation import perturb as P
+
+    for name, perturb in (("clean", "none"), ("pert", "dart+push"), ("again", "dart+push")):
+        args = [
+            "demos",
+            "--behaviour",
+            "wipe",
+            "--episodes",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / name),
+        ]
+        assert cli.main([*args, "--perturb", perturb]) == 0
+    clean, pert, again = (read_bag(tmp_path / n / "wipe_000") for n in ("clean", "pert", "again"))
+    assert pert["_types"] == clean["_types"]
+    for topic in NOMINAL:
+        assert len(pert[topic]) == len(clean[topic]), topic
+    # Deterministic from the seed.
+    qp = np.array([m.position for _, m in pert[robot.TOPICS.joint_states]])
+    np.testing.assert_array_equal(qp, [m.position for _, m in again[robot.TOPICS.joint_states]])
+    # The wipe's arm command depends on time only, so the recorded labels equal the clean episode's ...
+    cmd = {
+        n: np.array([m.data for _, m in b[robot.TOPICS.arm_command]]) for n, b in (("c", clean), ("p", pert))
+    }
+    np.testing.assert_allclose(cmd["p"], cmd["c"], atol=1e-12)
+    # ... while the executed motion is disturbed: the joints leave the commanded path.
+    qc = np.array([m.position for _, m in clean[robot.TOPICS.joint_states]])
+    assert np.abs(qp - qc).max() > 0.15
+    assert np.sqrt(np.mean((qp - qc) ** 2)) > 0.02
+    # The pushes moved the base; the parked wipe base steers back (recorded twist non-zero, then back home).
+    d = demo("wipe")
+    pushes = P.Disturber(P.Perturbation.preset("dart+push"), d.duration, P.rng(3, 0, "wipe")).pushes
+    assert len(pushes) == 2 and all(2.5 <= p.t <= d.duration - 3.0 for p in pushes)
+    _, pose = series(pert, robot.TOPICS.odom, lambda m: (m.pose.pose.position.x, m.pose.pose.position.y))
+    assert np.ptp(pose, axis=0).max() > 0.04
+    np.testing.assert_allclose(pose[-1], d.start_base[:2], atol=0.08)
+    _, twist = series(pert, robot.TOPICS.cmd_vel, lambda m: (m.linear.x, m.linear.y, m.angular.z))
+    assert np.abs(twist).max() > 0.02
+    # The end effector never went into the table (pushes that would lower it are scaled down).
+    ee_z = np.array([K.forward(q)[2] for q in qp[len(qp) // 8 :]])
+    assert ee_z.min() > M.TABLE_HEIGHT + M.EE_RADIUS - 0.03
+
+
+def test_perturbation_presets_and_validation() -> None:
+    from vand_ros.errors import VandError
+    from vand_ros.simulation.perturb import Perturbation
+
+    assert not Perturbation.preset("none").active
+    dart = Perturbation.preset("dart", dart_scale=2.0)
+    assert dart.dart_arm == pytest.approx(0.1) and dart.pushes == 0
+    assert Perturbation.preset("push", pushes=3).pushes == 3 and Perturbation.preset("push").dart_arm == 0
+    with pytest.raises(VandError):
+        Perturbation.preset("shake")
+    with pytest.raises(VandError):
+        Perturbation(dart_arm=-1.0)

@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +40,20 @@ class Plan:
     """Sizes of one demo run."""
 
     episodes: int  # demonstrations per behaviour
-    epochs: int  # maximum training epochs
+    epochs: int  # maximum training epochs (0: TrainConfig's)
     robot_seconds: float  # wall (= sim) seconds of each DDS robot run
     eval_factor: float  # closed-loop runs last this x the longest demonstration
     smoke: bool
+    # Recovery demonstrations per behaviour (`vand-ros demos --perturb dart+push`, other task parameters).
+    # Measured (seeds 0-1, 60 s clean runs): 8 clean alone fail everything, as do 16 clean; 8 clean + 16
+    # recovery make patrol succeed and wipe keep stroking at the demonstrated frequency. Clean
+    # demonstrations alone teach the policy to copy its measured joints (vand_ros/simulation/perturb.py).
+    recovery: int = 0
+    patience: int = 0  # early-stopping patience (0: TrainConfig's)
 
 
-FULL = Plan(episodes=8, epochs=300, robot_seconds=30.0, eval_factor=10.0, smoke=False)
-QUICK = Plan(episodes=2, epochs=0, robot_seconds=8.0, eval_factor=1.0, smoke=True)
+FULL = Plan(episodes=8, epochs=0, robot_seconds=30.0, eval_factor=10.0, smoke=False, recovery=16)
+QUICK = Plan(episodes=2, epochs=0, robot_seconds=8.0, eval_factor=1.0, smoke=True, recovery=1)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +65,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--bags", type=Path, nargs="+", help="use these demonstration bags instead of generating"
     )
     parser.add_argument("--behaviours", nargs="+", choices=robot.BEHAVIOURS, default=list(robot.BEHAVIOURS))
-    parser.add_argument("--episodes", type=int, help="demonstrations per behaviour (default 8; quick 2)")
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        help="clean demonstrations per behaviour (default 8; quick 2), plus recovery ones (16; quick 1)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of demonstrations, training and evaluation")
     parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID of the robot run (default: inherited)")
 
@@ -92,7 +102,12 @@ def _train(dataset_dir: Path, run_dir: Path, plan: Plan, seed: int) -> dict[str,
         from vand_ros.learning.train import train
 
         torch.set_num_threads(1)  # measured fastest for this model size on small CPUs
-        cfg = TrainConfig(regulariser="vand", seed=seed, max_epochs=plan.epochs or TrainConfig.max_epochs)
+        cfg = TrainConfig(
+            regulariser="vand",
+            seed=seed,
+            max_epochs=plan.epochs or TrainConfig.max_epochs,
+            patience=plan.patience or TrainConfig.patience,
+        )
         if plan.smoke:
             cfg = cfg.smoke_version()
         train(Dataset.load(dataset_dir), cfg, run_dir, progress=True)
@@ -193,7 +208,7 @@ def _score_bags(bags: list[Path], refs: dict[str, Any]) -> list[dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
     if args.episodes:
-        plan = Plan(args.episodes, plan.epochs, plan.robot_seconds, plan.eval_factor, plan.smoke)
+        plan = replace(plan, episodes=args.episodes, recovery=2 * args.episodes if plan.recovery else 0)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -205,27 +220,35 @@ def run(args: argparse.Namespace) -> int:
     facts: dict[str, Any] = {"plan": plan.__dict__, "behaviours": behaviours, "seed": args.seed}
 
     t = steps.start("demonstrations: scripted demonstrators drive the simulated robot, one rosbag2 each")
+    train_bags: list[Path] = []  # beyond demo_bags: recovery demonstrations (trained on, not the reference)
     if args.bags:
         demo_bags = [Path(p) for p in args.bags]
         steps.done("demonstrations", t, f"using your bags {', '.join(map(str, demo_bags))}")
     else:
         from vand_ros.simulation.cli_demos import write_episode
+        from vand_ros.simulation.perturb import Perturbation
 
-        demo_dir = out / "bags" / "demos"
+        demo_dir, recovery_dir = out / "bags" / "demos", out / "bags" / "recovery"
+        perturb = Perturbation.preset("dart+push")
         n = 0
         for behaviour in behaviours:
-            for ep in range(plan.episodes):
-                path = demo_dir / f"{behaviour}_{ep:03d}"
+            # Recovery episodes continue the episode index: other task parameters than the clean ones.
+            todo = [(demo_dir, ep, None) for ep in range(plan.episodes)]
+            todo += [(recovery_dir, plan.episodes + i, perturb) for i in range(plan.recovery)]
+            for folder, ep, how in todo:
+                path = folder / f"{behaviour}_{ep:03d}"
                 if not (path / "metadata.yaml").is_file():
                     if path.exists():
                         shutil.rmtree(path)
-                    write_episode(behaviour, args.seed, ep, path)
+                    write_episode(behaviour, args.seed, ep, path, perturbation=how)
                 n += 1
         demo_bags = [demo_dir]
-        steps.done("demonstrations", t, f"{n} bags in {demo_dir}")
+        if plan.recovery:
+            train_bags.append(recovery_dir)
+        steps.done("demonstrations", t, f"{n} bags in {demo_dir.parent} ({plan.recovery} recovery each)")
 
     t = steps.start("dataset: bags -> episodes at the control rate")
-    facts["dataset"] = _dataset(demo_bags, out / "dataset", out / "cache")
+    facts["dataset"] = _dataset([*demo_bags, *train_bags], out / "dataset", out / "cache")
     d = facts["dataset"]
     steps.done("dataset", t, f"{d['train']} training / {d['val']} validation episodes, {d['seconds']:.0f} s")
 
@@ -248,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
     steps.done("robot run", t, f"{len(run_bags)} bags in {run_dir}")
 
     t = steps.start("retrain: dataset from the demonstrations and the recorded runs")
-    facts["dataset2"] = _dataset([*demo_bags, run_dir], out / "dataset2", out / "cache")
+    facts["dataset2"] = _dataset([*demo_bags, *train_bags, run_dir], out / "dataset2", out / "cache")
     facts["train2"] = _train(out / "dataset2", out / "train2", plan, args.seed)
     model2 = out / "policy_retrained.onnx"
     facts["export2"] = _export(out / "train2", model2)

@@ -66,8 +66,8 @@ class TrainConfig:
     batch_size: int = 16  # episodes per batch
     lr: float = 1e-3
     grad_clip: float = 1.0  # max global gradient norm
-    max_epochs: int = 200
-    patience: int = 20  # early stopping: epochs without a better validation loss
+    max_epochs: int = 400  # with recovery demonstrations the validation loss still improved after 200
+    patience: int = 60  # early stopping: epochs without a better validation loss (noisy with recovery data)
     min_log_std: float = -5.0  # floor of the action head's learned log-std (keeps the NLL bounded)
     seed: int = 0
     device: str = "cpu"

@@ -3,6 +3,11 @@
 Runs the sim and the demonstrator in this process, as fast as the CPU allows, and writes each episode
 with the same topics, types, rates and stamps (receive time = sim time) as `vand-ros record` gets from a
 running `vand-ros sim --demonstrator NAME` over DDS. Episode e of seed S uses the same parameters in both.
+
+`--perturb dart|push|dart+push` writes recovery demonstrations (see `vand_ros.simulation.perturb`): the
+simulation adds correlated noise to the executed commands and/or pushes the robot mid-episode, the
+scripted demonstrator reacts in closed loop, and the bag records its clean commands as the actions.
+Deterministic from the seed; same task parameters as the clean episode with the same seed and index.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 
 from vand_ros import robot
 from vand_ros.errors import VandError
+from vand_ros.simulation.perturb import PRESETS, Perturbation
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,30 +30,48 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compress", action="store_true")
     parser.add_argument("--duration", type=float, default=0.0, help="override each episode's length [s]")
     parser.add_argument("--with-clock", action="store_true", help="also write /clock")
+    parser.add_argument(
+        "--perturb",
+        choices=PRESETS,
+        default="none",
+        help="recovery data: noise on the executed commands (dart), pushes mid-episode (push), or both",
+    )
+    parser.add_argument(
+        "--dart-scale", type=float, default=1.0, help="multiply the dart noise (arm 0.05 rad, base 0.05 m/s)"
+    )
+    parser.add_argument("--pushes", type=int, default=2, help="pushes per episode with --perturb *push")
 
 
 def write_episode(
     behaviour: str, seed: int, episode: int, path: Path, storage: str = "mcap", compress: bool = False,
-    duration: float = 0.0, with_clock: bool = False,
+    duration: float = 0.0, with_clock: bool = False, perturbation: Perturbation | None = None,
 ) -> int:  # fmt: skip
-    """Simulate one demonstration and write it to the bag `path`; returns the number of messages."""
+    """Simulate one demonstration and write it to the bag `path`; returns the number of messages.
+
+    With an active `perturbation`, the episode is a recovery demonstration (module docstring)."""
     from vand_ros.data.bag_writer import BagWriter
     from vand_ros.simulation import demonstrators as D
+    from vand_ros.simulation import perturb as P
     from vand_ros.simulation.bagsink import BagSink
     from vand_ros.simulation.physics import Sim
     from vand_ros.simulation.runner import Runner
 
     demo = D.make(behaviour, D.episode_rng(seed, episode, behaviour))
+    length = duration or demo.duration
+    disturber = None
+    if perturbation is not None and perturbation.active:
+        disturber = P.Disturber(perturbation, length, P.rng(seed, episode, behaviour))
     with BagWriter(path, storage=storage, compress=compress) as bag:
-        runner = Runner(Sim(), BagSink(bag, with_clock=with_clock), demo)
+        runner = Runner(Sim(), BagSink(bag, with_clock=with_clock), demo, disturber)
         runner.start()
-        runner.run(duration or demo.duration)
+        runner.run(length)
         return bag.count
 
 
 def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise VandError(f"--episodes {args.episodes}: expected at least 1")
+    perturbation = Perturbation.preset(args.perturb, args.dart_scale, args.pushes)
     behaviours = robot.BEHAVIOURS if args.behaviour == "all" else (args.behaviour,)
     out = Path(args.out)
     for behaviour in behaviours:
@@ -55,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
             path = out / f"{behaviour}_{ep:03d}"
             t0 = time.perf_counter()
             n = write_episode(
-                behaviour, args.seed, ep, path, args.storage, args.compress, args.duration, args.with_clock
-            )
+                behaviour, args.seed, ep, path, args.storage, args.compress, args.duration, args.with_clock,
+                perturbation,
+            )  # fmt: skip
             print(f"{path}: {n} messages in {time.perf_counter() - t0:.2f} s")
     return 0

@@ -15,11 +15,12 @@ Per-episode variation (uniform within the stated ranges, world frame, [m], [rad]
   touch reach 0.50..0.60, dwell 0.4..0.8; 26..30 s (the visits take about 20 s, then it stays stopped).
 - every behaviour: start arm = home + uniform(-0.15, 0.15) per joint.
 
-wipe: the base stays parked in front of the table; after a 2 s approach the end effector strokes left and
-right across the table top (sinusoid in y). patrol: the base drives a circle (counter-clockwise, started
-tangentially) with the arm in carry pose. visit_*: the base drives to a stand-off pose facing each
-station in turn; the arm reaches down, touches the station mark with the end effector, dwells, lifts
-back to carry pose; after the last station the robot stops and stays.
+wipe: the base stays parked in front of the table (displaced by a push or by executed-command noise, see
+`perturb`, it drives back to its start pose; within 1 cm / 0.02 rad it commands exactly zero); after a 2 s
+approach the end effector strokes left and right across the table top (sinusoid in y). patrol: the base
+drives a circle (counter-clockwise, started tangentially) with the arm in carry pose. visit_*: the base
+drives to a stand-off pose facing each station in turn; the arm reaches down, touches the station mark with
+the end effector, dwells, lifts back to carry pose; after the last station the robot stops and stays.
 """
 
 from __future__ import annotations
@@ -122,7 +123,19 @@ class Wipe:
             arm = _lerp(above, K.inverse(start), (obs.t - 0.7 * self.approach) / (0.3 * self.approach))
         else:
             arm = K.inverse(self.stroke_point(obs.t))
-        return Command(arm, (0.0, 0.0, 0.0)), memory
+        return Command(arm, self._park(obs.odom)), memory
+
+    def _park(self, o: Odom) -> tuple[float, float, float]:
+        """Twist back to the start pose, zero inside a small dead band (clean runs never leave it)."""
+        ex, ey = self.start_base[0] - o.x, self.start_base[1] - o.y
+        eyaw = wrap(self.start_base[2] - o.yaw)
+        dist = math.hypot(ex, ey)
+        if dist < 0.01 and abs(eyaw) < 0.02:
+            return (0.0, 0.0, 0.0)
+        gain = 1.5 * max(0.0, dist - 0.005) / max(dist, 1e-9)  # [1/s], continuous at the band's inner edge
+        vx, vy = _world_twist_to_base(gain * ex, gain * ey, o.yaw)
+        wz = 1.5 * math.copysign(max(0.0, abs(eyaw) - 0.01), eyaw)
+        return _clip_twist(vx, vy, wz)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ joint states every 6 (100 Hz), odometry every 12 (50 Hz), control ticks every 30
 features every 40 (15 Hz), the instruction every 600 (1 Hz, starting at t = 0). At each step where
 anything is due, the sink sees, in this order: clock, joint states, odometry, features, then (on control
 ticks with a demonstrator) instruction, arm command and cmd_vel, all stamped with the same sim time.
+
+With a `perturb.Disturber` (recovery data, `vand-ros demos --perturb`), on control ticks the due pushes
+displace the robot before anything is measured, and the demonstrator's command is executed with noise
+added while the sink still gets the clean command (the label).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 
 from vand_ros import robot
 from vand_ros.simulation import demonstrators as D
+from vand_ros.simulation.perturb import Disturber
 from vand_ros.simulation.physics import STEPS_PER_S, Odom, Sim
 
 
@@ -59,8 +64,15 @@ class Sink(Protocol):
 class Runner:
     """Steps a Sim from event to event, emits what is due to a sink, drives an optional demonstrator."""
 
-    def __init__(self, sim: Sim, sink: Sink, demonstrator: D.Demonstrator | None = None) -> None:
+    def __init__(
+        self,
+        sim: Sim,
+        sink: Sink,
+        demonstrator: D.Demonstrator | None = None,
+        disturber: Disturber | None = None,
+    ) -> None:
         self.sim, self.sink, self.demo = sim, sink, demonstrator
+        self.disturber = disturber
         self.memory = D.Memory()
         self.p = PERIODS
 
@@ -80,6 +92,11 @@ class Runner:
         if not self.due(k):
             return
         ns = sim.time_ns
+        if self.disturber is not None and self.demo is not None and k % p.control == 0:
+            for push in self.disturber.due_pushes(ns / 1e9):
+                q = sim.joint_positions()
+                sim.data.qpos[sim.ids.arm_qpos] = q + self.disturber.arm_displacement(q, push)
+                sim.displace_base(*push.base)  # also recomputes the kinematics
         sink.clock(ns)
         if k % p.joint_states == 0:
             sink.joint_states(ns, sim.joint_positions(), sim.joint_velocities())
@@ -93,8 +110,14 @@ class Runner:
             obs = D.Observation(ns / 1e9, sim.joint_positions(), sim.odom())
             cmd, self.memory = self.demo.act(obs, self.memory)
             sim.set_arm_targets(cmd.arm)
-            sim.set_base_twist(*cmd.twist)
-            sink.arm_command(ns, sim.arm_targets())
+            clean = sim.arm_targets()  # clamped to the joint limits, as executed without noise
+            if self.disturber is not None:
+                arm, twist = self.disturber.executed(clean, cmd.twist)
+                sim.set_arm_targets(arm)
+                sim.set_base_twist(*twist)
+            else:
+                sim.set_base_twist(*cmd.twist)
+            sink.arm_command(ns, clean)
             sink.cmd_vel(ns, cmd.twist)
 
     def advance(self) -> None:
