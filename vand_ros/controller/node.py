@@ -20,7 +20,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -33,6 +33,7 @@ from vand_ros.controller.params import PARAMETERS, ControllerConfig, ParamSpec
 from vand_ros.controller.safety import SafetyFilter
 from vand_ros.controller.timing import LoopMonitor
 from vand_ros.errors import VandError
+from vand_ros.rclpy_compat import spin_once
 from vand_ros.runtime.assembler import AssemblerConfig, ObservationAssembler
 from vand_ros.runtime.policy import PolicyRuntime
 
@@ -295,7 +296,10 @@ def main(args: list[str] | None = None) -> int:
     code = 0
     try:
         node = ControllerNode()
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok():
+            spin_once(executor, 0.5, node.get_logger())
     except VandError as err:
         print(f"controller_node: error: {err}", file=sys.stderr)
         code = 1

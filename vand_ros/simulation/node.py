@@ -50,6 +50,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vand_ros import robot
 from vand_ros.errors import VandError
+from vand_ros.rclpy_compat import spin_once
 from vand_ros.simulation import demonstrators as D
 from vand_ros.simulation import features as F
 from vand_ros.simulation.physics import Odom, Sim
@@ -239,10 +240,10 @@ class SimNode(Node):
                     f"wait_for_subscribers={self.wait_subs}: not every topic had that many subscribers "
                     f"after {self.wait_timeout} s; start the recorder first or lower the parameter"
                 )
-            executor.spin_once(timeout_sec=0.02)
+            spin_once(executor, 0.02, self.get_logger())
         settle_end = time.monotonic() + self.start_delay
         while (remaining := settle_end - time.monotonic()) > 0:
-            executor.spin_once(timeout_sec=remaining)
+            spin_once(executor, remaining, self.get_logger())
 
     def run(self, executor: SingleThreadedExecutor) -> None:
         """Step, publish and serve callbacks until `duration` or shutdown; paced by real_time_factor."""
@@ -259,10 +260,10 @@ class SimNode(Node):
             if self.rtf > 0:
                 target = wall0 + self.sim.time_ns / 1e9 / self.rtf
                 while (remaining := target - time.monotonic()) > 0:
-                    executor.spin_once(timeout_sec=remaining)
+                    spin_once(executor, remaining, self.get_logger())
             elif self.sim.steps % self.runner.p.control == 0:
-                executor.spin_once(
-                    timeout_sec=0
+                spin_once(
+                    executor, 0, self.get_logger()
                 )  # as fast as possible: serve callbacks once per control tick
         for pub in self.sink.publishers:
             pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))

@@ -98,9 +98,11 @@ class Runner:
                 sim.data.qpos[sim.ids.arm_qpos] = q + self.disturber.arm_displacement(q, push)
                 sim.displace_base(*push.base)  # also recomputes the kinematics
         sink.clock(ns)
-        if k % p.joint_states == 0:
+        # Stamped messages start after t = 0: ROS reads a zero header stamp as "unset", and a consumer that
+        # falls back to its receive time for it would see the next stamp go backwards.
+        if k % p.joint_states == 0 and ns > 0:
             sink.joint_states(ns, sim.joint_positions(), sim.joint_velocities())
-        if k % p.odom == 0:
+        if k % p.odom == 0 and ns > 0:
             sink.odom(ns, sim.odom())
         if k % p.features == 0:
             sink.features(ns, sim.features())
