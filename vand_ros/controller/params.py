@@ -102,6 +102,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     P("max_age_odom", 0.2, "odometry older than this is stale [s]", 1e-3, 60.0),
     P("max_age_features", 0.3, "camera features older than this are stale [s]", 1e-3, 60.0),
     P("diagnostics_period", 1.0, "period of /diagnostics [s]", 0.05, 60.0),
+    P(
+        "executor",
+        "events",
+        "rclpy executor: 'events' (EventsExecutor where the distribution has it, else single-threaded)",
+        choices=("events", "single_threaded"),
+    ),
 )
 SPECS = {p.name: p for p in PARAMETERS}
 
@@ -133,6 +139,7 @@ class ControllerConfig:
     max_age_odom: float  # [s]
     max_age_features: float  # [s]
     diagnostics_period: float  # [s]
+    executor: str
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> ControllerConfig:

@@ -37,6 +37,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[50.0, 100.0], help="loop rates [Hz]")
     parser.add_argument("--seconds", type=float, default=12.0, help="wall seconds of each loop run")
     parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument(
+        "--executors",
+        nargs="+",
+        default=["events", "single_threaded"],
+        help="controller executors to compare",
+    )
     parser.add_argument("--skip-loop", action="store_true", help="only the in-process compute comparison")
 
 
@@ -101,7 +107,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def loop_run(model: Path, rate: float, seconds: float, domain: int) -> dict[str, Any]:
+def loop_run(
+    model: Path, rate: float, seconds: float, domain: int, executor_kind: str = "events"
+) -> dict[str, Any]:
     """sim_node + controller_node over DDS at `rate`; the controller's own /diagnostics after `seconds`."""
     import rclpy
     import rclpy.executors
@@ -126,6 +134,8 @@ def loop_run(model: Path, rate: float, seconds: float, domain: int) -> dict[str,
             f"instruction:={robot.BEHAVIOURS[0]}",
             "-p",
             "diagnostics_period:=1.0",
+            "-p",
+            f"executor:={executor_kind}",
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -169,6 +179,7 @@ def loop_run(model: Path, rate: float, seconds: float, domain: int) -> dict[str,
     d = latest[-1]
     return {
         "rate_hz": rate,
+        "executor": executor_kind,
         "state": d["state"],
         "ticks": int(d["ticks"]),
         "policy_steps": int(d["policy steps"]),
@@ -177,6 +188,17 @@ def loop_run(model: Path, rate: float, seconds: float, domain: int) -> dict[str,
         "overruns": int(d["overruns"]),
         "cpu_percent_of_one_core": 100.0 * cpu,
     }
+
+
+def _loop_rows(at: str, r: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {"measure": f"{at} period error {k} [ms]", "value": r["period_error_ms"][k]}
+        for k in ("p50", "p99", "max")
+    ]
+    rows.append({"measure": f"{at} compute p99 [ms]", "value": r["compute_ms"]["p99"]})
+    rows.append({"measure": f"{at} overruns", "value": r["overruns"]})
+    rows.append({"measure": f"{at} controller CPU [% of a core]", "value": r["cpu_percent_of_one_core"]})
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:
@@ -197,19 +219,9 @@ def run(args: argparse.Namespace) -> int:
             results["loop"] = []
             for i, rate in enumerate(args.rates):
                 m = _export(Path(tmp) / f"bench{rate:g}.onnx", rate, args.hidden)
-                r = loop_run(m, rate, args.seconds, domain=90 + i)
-                results["loop"].append(r)
-                for k in ("p50", "p99", "max"):
-                    rows.append(
-                        {"measure": f"{rate:g} Hz period error {k} [ms]", "value": r["period_error_ms"][k]}
-                    )
-                rows.append({"measure": f"{rate:g} Hz compute p99 [ms]", "value": r["compute_ms"]["p99"]})
-                rows.append({"measure": f"{rate:g} Hz overruns", "value": r["overruns"]})
-                rows.append(
-                    {
-                        "measure": f"{rate:g} Hz controller CPU [% of a core]",
-                        "value": r["cpu_percent_of_one_core"],
-                    }
-                )
+                for j, kind in enumerate(args.executors):
+                    r = loop_run(m, rate, args.seconds, domain=90 + 2 * i + j, executor_kind=kind)
+                    results["loop"].append(r)
+                    rows += _loop_rows(f"{rate:g} Hz {kind}", r)
     report("node", results, rows)
     return 0
