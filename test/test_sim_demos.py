@@ -15,16 +15,7 @@ from vand_ros.evaluation.metrics import dominant_period
 from vand_ros.simulation import demonstrators as D
 from vand_ros.simulation import kinematics as K
 from vand_ros.simulation import model as M
-from vand_ros.simulation.bagsink import RECORDED
-
-NOMINAL = {
-    robot.TOPICS.joint_states: robot.RATES.joint_states,
-    robot.TOPICS.odom: robot.RATES.odom,
-    robot.TOPICS.features: robot.RATES.features,
-    robot.TOPICS.arm_command: robot.RATES.control,
-    robot.TOPICS.cmd_vel: robot.RATES.control,
-    robot.TOPICS.instruction: 1.0,
-}
+from vand_ros.simulation.bagsink import NOMINAL_RATES, RECORDED
 
 
 def read_bag(path: Path) -> dict[str, list[tuple[int, Any]]]:
@@ -63,7 +54,7 @@ def test_bag_types_counts_rates_and_stamps(bags: dict[str, Any], behaviour: str)
     assert bag["_types"] == sorted(RECORDED)
     duration = demo(behaviour).duration
     assert 20.0 <= duration <= 30.0
-    for topic, rate in NOMINAL.items():
+    for topic, rate in NOMINAL_RATES.items():
         times = np.array([ns for ns, _ in bag[topic]])
         stamped = topic in (robot.TOPICS.joint_states, robot.TOPICS.odom)  # these start after t = 0
         assert len(times) == math.ceil(duration * rate - 1e-9) - stamped, topic
@@ -200,7 +191,7 @@ def test_perturbed_demonstrations_record_clean_commands_while_the_robot_is_distu
         assert cli.main([*args, "--perturb", perturb]) == 0
     clean, pert, again = (read_bag(tmp_path / n / "wipe_000") for n in ("clean", "pert", "again"))
     assert pert["_types"] == clean["_types"]
-    for topic in NOMINAL:
+    for topic in NOMINAL_RATES:
         assert len(pert[topic]) == len(clean[topic]), topic
     # Deterministic from the seed.
     qp = np.array([m.position for _, m in pert[robot.TOPICS.joint_states]])

@@ -19,6 +19,15 @@ RECORDED: tuple[tuple[str, str], ...] = (
     (robot.TOPICS.cmd_vel, "geometry_msgs/msg/Twist"),
 )
 CLOCK = (robot.TOPICS.clock, "rosgraph_msgs/msg/Clock")
+# Messages per sim second of each recorded topic (the instruction is repeated at 1 Hz).
+NOMINAL_RATES: dict[str, float] = {
+    robot.TOPICS.joint_states: robot.RATES.joint_states,
+    robot.TOPICS.odom: robot.RATES.odom,
+    robot.TOPICS.features: robot.RATES.features,
+    robot.TOPICS.arm_command: robot.RATES.control,
+    robot.TOPICS.cmd_vel: robot.RATES.control,
+    robot.TOPICS.instruction: 1.0,
+}
 
 
 class BagSink:

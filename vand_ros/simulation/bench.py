@@ -23,24 +23,9 @@ from typing import Any
 
 from vand_ros import robot
 from vand_ros.benchmarks import report
+from vand_ros.simulation.bagsink import CLOCK, NOMINAL_RATES, RECORDED
 
-TOPIC_TYPES = {
-    robot.TOPICS.clock: "rosgraph_msgs/msg/Clock",
-    robot.TOPICS.joint_states: "sensor_msgs/msg/JointState",
-    robot.TOPICS.odom: "nav_msgs/msg/Odometry",
-    robot.TOPICS.features: "std_msgs/msg/Float32MultiArray",
-    robot.TOPICS.arm_command: "std_msgs/msg/Float64MultiArray",
-    robot.TOPICS.cmd_vel: "geometry_msgs/msg/Twist",
-    robot.TOPICS.instruction: "std_msgs/msg/String",
-}
-NOMINAL = {
-    robot.TOPICS.joint_states: robot.RATES.joint_states,
-    robot.TOPICS.odom: robot.RATES.odom,
-    robot.TOPICS.features: robot.RATES.features,
-    robot.TOPICS.arm_command: robot.RATES.control,
-    robot.TOPICS.cmd_vel: robot.RATES.control,
-    robot.TOPICS.instruction: 1.0,
-}
+TOPIC_TYPES = dict((CLOCK, *RECORDED))  # everything the sim node publishes, /clock included
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -139,7 +124,7 @@ def bench_node(behaviour: str, duration: float, rtf: float, env: dict[str, str])
             "received": n,
             "per_wall_s": n / wall if wall > 0 else 0.0,
             "per_sim_s": n / duration,
-            "nominal_per_sim_s": NOMINAL.get(topic, float("nan")),
+            "nominal_per_sim_s": NOMINAL_RATES.get(topic, float("nan")),
         }
     return {"rtf": sim_s / wall if wall > 0 else 0.0, "sim_s": sim_s, "wall_s": wall, "rates": rates}
 
