@@ -2,8 +2,10 @@
 controller_node and sim_node as separate processes over DDS, the run recorded to a rosbag2 and scored
 with the evaluation's metrics against demonstrations.
 
-The shipped models/policy.onnx performs `patrol` (a base loop; see models/README.md for what it does and
-does not do yet). The run uses the node's defaults, so the execution mode is the card's (noise on).
+It also checks that the in-process closed loop used for bulk evaluation measures the same as the run
+over DDS. The shipped models/policy.onnx performs `patrol` (a base loop; see models/README.md for what
+it does and does not do yet). The run uses the node's defaults, so the execution mode is the card's
+(noise on).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,3 +50,19 @@ def test_shipped_policy_patrols_over_dds(tmp_path: Path, ros_domain: int) -> Non
     refs = reference_from_bags([tmp_path / "demos"])
     metrics = evaluate_trajectory(traj, refs["patrol"], SuccessConfig())
     assert metrics.success, (metrics.failures, metrics.values)
+
+    # The bulk evaluation runs in-process (same assembler, core and safety code, no DDS): from the same
+    # start (sim_node starts the arm at home) with the same mode and seed it must measure the same loop.
+    import numpy as np
+
+    from vand_ros import robot
+    from vand_ros.evaluation.closed_loop import run_closed_loop
+
+    home = np.array([j.home for j in robot.ARM_JOINTS])
+    scenario = replace(C.scenario("clean", "patrol", 0, 30.0), start_arm=home)
+    inproc = evaluate_trajectory(
+        run_closed_loop(scenario, 30.0, ROOT / "models" / "policy.onnx"), refs["patrol"], SuccessConfig()
+    )
+    assert inproc.success, (inproc.failures, inproc.values)
+    for key in ("amp_rel_mean", "freq_rel_mean"):
+        assert inproc.values[key] == pytest.approx(metrics.values[key], rel=0.03), key
