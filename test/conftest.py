@@ -30,6 +30,17 @@ def ros_domain(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     yield domain
 
 
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    """Small models on a shared 2-core machine: one intra-op thread is faster and steadier."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def export_tiny_policy(path: Path, regulariser: str = "vand", cell: str = "gru") -> Path:
     """An untrained policy for the built-in robot whose actions stay near the home pose (with the base
     still): for plumbing and safety tests, not for behaviour."""

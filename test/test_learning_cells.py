@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -13,14 +12,7 @@ from vand_ros.learning.cells import gal_mask, nrnn_factor, vand_mask_hard, vand_
 from vand_ros.learning.config import REGULARISERS, TrainConfig
 from vand_ros.learning.policy import DrawMaker, Draws, Policy
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small models on a shared 2-core machine: one intra-op thread is faster and steadier."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 D, A = 5, 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,7 @@ from vand_ros.learning.policy import Draws, Policy
 from vand_ros.runtime.card import CARD_KEY, DrawSampler, ModelCard
 from vand_ros.runtime.layout import Layout, default_layout
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small models on a shared 2-core machine: one intra-op thread is faster and steadier."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 LAYOUT = Layout(("j0", "j1", "j2"), ("vx", "wz"), ("box.x", "box.visible"), ("wipe", "visit"))

@@ -34,7 +34,7 @@ from vand_ros.controller.safety import SafetyFilter
 from vand_ros.controller.timing import LoopMonitor
 from vand_ros.errors import VandError
 from vand_ros.rclpy_compat import spin_once
-from vand_ros.runtime.assembler import AssemblerConfig, ObservationAssembler
+from vand_ros.runtime.assembler import ObservationAssembler
 from vand_ros.runtime.policy import PolicyRuntime
 
 # Sensor inputs: only the latest value matters. Best effort is compatible with reliable and best-effort
@@ -69,20 +69,7 @@ class ControllerNode(Node):
         )
         self.rate = cfg.control_rate or self.policy.card.control_rate  # [Hz]
         layout = self.policy.layout
-        self.assembler = ObservationAssembler(
-            AssemblerConfig(
-                layout=layout,
-                max_age_joints=cfg.max_age_joints,
-                max_age_base=cfg.max_age_odom,
-                max_age_features=cfg.max_age_features,
-                topics={
-                    "joints": cfg.joint_states_topic,
-                    "base": cfg.odom_topic,
-                    "features": cfg.features_topic,
-                    "instruction": cfg.instruction_topic,
-                },
-            )
-        )
+        self.assembler = ObservationAssembler(cfg.assembler_config(layout))
         self.core = ControlCore(
             self.policy,
             self.assembler,

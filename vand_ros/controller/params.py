@@ -16,6 +16,8 @@ import numpy as np
 from vand_ros import robot
 from vand_ros.controller.safety import SafetyLimits
 from vand_ros.errors import VandError
+from vand_ros.runtime.assembler import AssemblerConfig
+from vand_ros.runtime.layout import Layout
 
 EXECUTION_MODES = ("stochastic", "noise", "deterministic")
 ARM_COMMAND_TYPES = ("float64_array", "joint_trajectory")
@@ -140,6 +142,21 @@ class ControllerConfig:
     max_age_features: float  # [s]
     diagnostics_period: float  # [s]
     executor: str
+
+    def assembler_config(self, layout: Layout) -> AssemblerConfig:
+        """The observation assembler's settings for `layout` (the node and the in-process evaluation)."""
+        return AssemblerConfig(
+            layout=layout,
+            max_age_joints=self.max_age_joints,
+            max_age_base=self.max_age_odom,
+            max_age_features=self.max_age_features,
+            topics={
+                "joints": self.joint_states_topic,
+                "base": self.odom_topic,
+                "features": self.features_topic,
+                "instruction": self.instruction_topic,
+            },
+        )
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> ControllerConfig:

@@ -30,7 +30,7 @@ from vand_ros.controller.core import ControlCore, Policy
 from vand_ros.controller.params import ControllerConfig
 from vand_ros.controller.safety import SafetyFilter
 from vand_ros.evaluation.conditions import EVAL_SEED_OFFSET, Scenario, SensorNoise
-from vand_ros.runtime.assembler import AssemblerConfig, ObservationAssembler
+from vand_ros.runtime.assembler import ObservationAssembler
 from vand_ros.runtime.layout import Layout, default_layout
 from vand_ros.simulation import demonstrators as D
 from vand_ros.simulation import features as F
@@ -198,14 +198,7 @@ def build_controller(
         raise ValueError(
             f"the model runs at {rate} Hz; the simulation's control ticks are {robot.RATES.control} Hz"
         )
-    assembler = ObservationAssembler(
-        AssemblerConfig(
-            layout=layout,
-            max_age_joints=cfg.max_age_joints,
-            max_age_base=cfg.max_age_odom,
-            max_age_features=cfg.max_age_features,
-        )
-    )
+    assembler = ObservationAssembler(cfg.assembler_config(layout))
     core = ControlCore(
         policy,
         assembler,
