@@ -34,3 +34,42 @@ def test_evaluate_quick_writes_report_and_resumes(tmp_path: Path) -> None:
     stamp = (out / "results" / "vand_s0" / "wipe" / "clean" / "noise_s0.json").stat().st_mtime_ns
     assert cli.main(argv) == 0  # resumes: nothing re-run
     assert (out / "results" / "vand_s0" / "wipe" / "clean" / "noise_s0.json").stat().st_mtime_ns == stamp
+
+
+def test_evaluate_train_bags_overrides_and_validation(tmp_path: Path) -> None:
+    demos, recovery = tmp_path / "demos", tmp_path / "recovery"
+    common = ["--behaviour", "visit_abc", "--episodes", "1", "--seed", "5"]
+    assert cli.main(["demos", *common, "--out", str(demos)]) == 0
+    assert cli.main(["demos", *common, "--out", str(recovery), "--perturb", "push"]) == 0
+    out = tmp_path / "out"
+    argv = [
+        "evaluate", "--bags", str(demos), "--train-bags", str(recovery), "--out", str(out), "--quick",
+        "--regularisers", "vand", "--set", "vand:beta=0.2", "--seeds", "1", "--behaviours", "visit_abc",
+        "--conditions", "clean", "--modes", "noise", "--duration-factor", "0.5", "--validation",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    # the recovery bag trains, only the demonstration is the reference
+    assert len(json.loads((out / "dataset" / "dataset.json").read_text())["episodes"]) == 2
+    assert json.loads((out / "reference.json").read_text())["visit_abc"]["episodes"] == 1
+    data = json.loads((out / "results_validation.json").read_text())
+    assert set(data["cards"]) == {"vand_beta=0.2_s0"} and data["cards"]["vand_beta=0.2_s0"]["beta"] == 0.2
+    (run,) = data["runs"]
+    assert run["variant"] == "vand beta=0.2" and run["seed"] == 1000  # validation scenarios, not test ones
+    assert (
+        out / "results" / "vand_beta=0.2_s0" / "validation" / "visit_abc" / "clean" / "noise_s1000.json"
+    ).is_file()
+    assert "| vand beta=0.2 / noise |" in (out / "report_validation.md").read_text()
+
+
+def test_overrides_are_typed_and_checked() -> None:
+    import pytest
+
+    from vand_ros.errors import VandError
+    from vand_ros.evaluation.cli import parse_overrides, variant_name
+
+    got = parse_overrides(["vand:beta=0.2", "gal_untied=true", "gal:gal_p_h=0.1"], ["vand", "gal"])
+    assert got == {"vand": {"beta": 0.2, "gal_untied": True}, "gal": {"gal_untied": True, "gal_p_h": 0.1}}
+    assert variant_name("vand", got["vand"]) == "vand beta=0.2 gal_untied=True"
+    for bad in (["vand:nope=1"], ["seed=3"], ["nrnn:beta=1"], ["beta"]):
+        with pytest.raises(VandError, match="--set"):
+            parse_overrides(bad, ["vand", "gal"])

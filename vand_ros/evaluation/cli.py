@@ -15,6 +15,7 @@ Steps, each resumable (a finished step's output in OUT is reused, not redone):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -34,6 +35,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bags", nargs="+", required=True, help="demonstration bags (directories or folders)"
     )
+    parser.add_argument(
+        "--train-bags",
+        nargs="+",
+        default=[],
+        help="more bags for training only (e.g. recovery demonstrations): not measured as the reference",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output directory (resumable)")
     parser.add_argument("--regularisers", nargs="+", default=list(REGULARISERS), choices=REGULARISERS)
     parser.add_argument("--behaviours", nargs="+", default=list(robot.BEHAVIOURS), choices=robot.BEHAVIOURS)
@@ -47,6 +54,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--duration-factor", type=float, help="run length in demonstration lengths (default 10)"
     )
     parser.add_argument("--beta", type=float, help="VAND beta (default: the training config's)")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="[REG:]KEY=VALUE",
+        help="training config overrides, for every regulariser or only REG (e.g. vand:beta=0.2 "
+        "gal:gal_p_h=0.1); a model trained with overrides is named after them",
+    )
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="run on validation scenarios (other starts, pushes and noise than the test runs) and write "
+        "report_validation.md: for tuning, so the test runs never choose a setting",
+    )
     parser.add_argument("--epochs", type=int, help="maximum training epochs")
     parser.add_argument(
         "--save-trajectories", action="store_true", help="also keep each run's trajectory (.npz)"
@@ -59,8 +80,6 @@ def _log(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     cfg = SuccessConfig()
@@ -83,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         from vand_ros.data.config import DataConfig
 
         _log("dataset: building from the bags")
-        dataset, _ = build_dataset(args.bags, DataConfig())
+        dataset, _ = build_dataset([*args.bags, *args.train_bags], DataConfig())
         dataset.save(ds_dir)
     ref_path = out / "reference.json"
     if ref_path.is_file():
@@ -106,39 +125,84 @@ def run(args: argparse.Namespace) -> int:
 
     results: list[dict[str, Any]] = []
     cards: dict[str, Any] = {}
+    overrides = parse_overrides(args.set, args.regularisers)
+    suffix = "_validation" if args.validation else ""
     for reg in args.regularisers:
+        variant = variant_name(reg, overrides[reg])
         for seed in range(args.seeds):
-            name = f"{reg}_s{seed}"
-            model = _train_and_export(dataset, reg, seed, args, out, name)
+            name = f"{variant.replace(' ', '_')}_s{seed}"
+            model = _train_and_export(dataset, reg, overrides[reg], seed, args, out, name)
             cards[name] = _card_summary(model)
-            _log(f"closed loop: {name}")
+            _log(f"closed loop{' (validation scenarios)' if args.validation else ''}: {name}")
             runs = evaluate_model(
                 model,
                 refs,
                 behaviours,
                 args.conditions,
                 args.modes,
-                seeds=(seed,),
+                seeds=(VALIDATION_SEED_OFFSET + seed if args.validation else seed,),
                 cfg=cfg,
-                out_dir=out / "results" / name,
+                out_dir=out / "results" / name / ("validation" if args.validation else ""),
                 save_trajectories=args.save_trajectories,
                 progress=lambda text: _log("  " + text),
+                tags={"regulariser": reg, "variant": variant, "train_seed": seed, "model_name": name},
             )
-            for r in runs:
-                r.update(regulariser=reg, train_seed=seed)
             results += runs
 
     # 4. report
-    (out / "results.json").write_text(
+    (out / f"results{suffix}.json").write_text(
         json.dumps({"config": cfg.to_dict(), "cards": cards, "runs": results}, indent=1), encoding="utf-8"
     )
-    write_report(results, cards, refs, cfg, out, args.conditions, behaviours)
-    _log(f"wrote {out / 'report.md'} and {out / 'results.json'}")
+    report = write_report(
+        results, cards, refs, cfg, out, args.conditions, behaviours, validation=args.validation
+    )
+    _log(f"wrote {report} and {out / f'results{suffix}.json'}")
     return 0
 
 
+# Validation scenarios (tuning) are drawn from these run seeds; the test runs use the training seeds 0..N-1.
+VALIDATION_SEED_OFFSET = 1000
+
+
+def parse_overrides(items: list[str], regularisers: list[str]) -> dict[str, dict[str, Any]]:
+    """`[REG:]KEY=VALUE` strings -> {regulariser: {field: typed value}}, checked against TrainConfig."""
+    from vand_ros.learning.config import TrainConfig
+
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    out: dict[str, dict[str, Any]] = {reg: {} for reg in regularisers}
+    for item in items:
+        target, _, assignment = item.rpartition(":")
+        key, eq, text = assignment.partition("=")
+        if not eq or key not in types or key in ("regulariser", "seed"):
+            allowed = sorted(set(types) - {"regulariser", "seed"})
+            raise VandError(f"--set {item!r}: expected [REG:]KEY=VALUE with KEY one of {allowed}")
+        if target and target not in out:
+            raise VandError(f"--set {item!r}: {target!r} is not among --regularisers {regularisers}")
+        kind = str(types[key])
+        value: Any = (
+            float(text) if kind == "float" else int(text) if kind == "int" else
+            text.lower() in ("1", "true", "yes") if kind == "bool" else text
+        )  # fmt: skip
+        for reg in [target] if target else regularisers:
+            out[reg][key] = value
+    return out
+
+
+def variant_name(reg: str, overrides: dict[str, Any]) -> str:
+    """'vand' or 'vand beta=0.2': the row label and (spaces as _) the model's file name."""
+    return " ".join(
+        [reg, *(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(overrides.items()))]
+    )
+
+
 def _train_and_export(
-    dataset: Any, reg: str, seed: int, args: argparse.Namespace, out: Path, name: str
+    dataset: Any,
+    reg: str,
+    overrides: dict[str, Any],
+    seed: int,
+    args: argparse.Namespace,
+    out: Path,
+    name: str,
 ) -> Path:
     model = out / "models" / f"{name}.onnx"
     if model.is_file():
@@ -157,6 +221,7 @@ def _train_and_export(
             values["beta"] = args.beta
         if args.epochs is not None:
             values["max_epochs"] = args.epochs
+        values.update(overrides)
         if args.threads:
             torch.set_num_threads(args.threads)
         t0 = time.perf_counter()
@@ -187,6 +252,10 @@ def _card_summary(model: Path) -> dict[str, Any]:
     }
 
 
+def _row(run: dict[str, Any]) -> str:
+    return str(run.get("variant", run["regulariser"]))
+
+
 def _fmt(values: list[float]) -> str:
     if not values:
         return "-"
@@ -202,10 +271,12 @@ def write_report(
     out: Path,
     conditions: list[str],
     behaviours: list[str],
+    validation: bool = False,
 ) -> Path:
-    """report.md with one table per condition (rows: regulariser/mode, columns: behaviours), plus plots."""
+    """report.md (report_validation.md) with one table per condition (rows: model variant / mode, columns:
+    behaviours), plus plots."""
     lines = [
-        "# Closed-loop evaluation",
+        "# Closed-loop evaluation" + (" on validation scenarios (tuning)" if validation else ""),
         "",
         "All numbers below come from in-process closed-loop runs (vand_ros.evaluation.closed_loop: the "
         "node's assembler, tick logic, ONNX runtime and safety filter stepping the MuJoCo simulation, "
@@ -216,7 +287,7 @@ def write_report(
         "Success thresholds (SuccessConfig): " + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items()),
         "",
     ]
-    rows = sorted({(r["regulariser"], r["mode"]) for r in results})
+    rows = sorted({(_row(r), r["mode"]) for r in results})
     for cond in conditions:
         lines += [f"## Condition: {cond}", "", "| regulariser / mode | " + " | ".join(behaviours) + " |"]
         lines.append("|---" * (len(behaviours) + 1) + "|")
@@ -226,7 +297,7 @@ def write_report(
                 runs = [
                     r
                     for r in results
-                    if (r["regulariser"], r["mode"], r["condition"], r["behaviour"]) == (reg, mode, cond, b)
+                    if (_row(r), r["mode"], r["condition"], r["behaviour"]) == (reg, mode, cond, b)
                 ]
                 fails: dict[str, int] = {}
                 for r in runs:
@@ -262,9 +333,10 @@ def write_report(
         "```",
         "",
     ]
-    plots = _plots(results, rows, conditions, behaviours, out)
+    suffix = "_validation" if validation else ""
+    plots = _plots(results, rows, conditions, behaviours, out, suffix)
     lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
-    path = out / "report.md"
+    path = out / f"report{suffix}.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 
@@ -275,6 +347,7 @@ def _plots(
     conditions: list[str],
     behaviours: list[str],
     out: Path,
+    suffix: str = "",
 ) -> list[Path]:
     import matplotlib
 
@@ -292,7 +365,7 @@ def _plots(
                 runs = [
                     r["success"]
                     for r in results
-                    if (r["regulariser"], r["mode"], r["condition"], r["behaviour"]) == (reg, mode, cond, b)
+                    if (_row(r), r["mode"], r["condition"], r["behaviour"]) == (reg, mode, cond, b)
                 ]
                 if runs:
                     grid[i, j] = float(np.mean(runs))
@@ -304,7 +377,7 @@ def _plots(
         ax.set_title(cond)
     fig.suptitle("success rate over seeds")
     fig.tight_layout()
-    p = out / "success.png"
+    p = out / f"success{suffix}.png"
     fig.savefig(p, dpi=90)
     plt.close(fig)
     paths.append(p)
@@ -317,7 +390,7 @@ def _plots(
                 runs = [
                     r
                     for r in results
-                    if (r["regulariser"], r["mode"], r["behaviour"]) == (reg, mode, b)
+                    if (_row(r), r["mode"], r["behaviour"]) == (reg, mode, b)
                     and "amp_rel_mean" in r["metrics"]
                 ]
                 xs = [r["metrics"]["amp_rel_mean"] for r in runs]
@@ -330,7 +403,7 @@ def _plots(
             ax.set_title(b)
         axes[0][-1].legend(fontsize=6)
         fig.tight_layout()
-        p = out / "periodic.png"
+        p = out / f"periodic{suffix}.png"
         fig.savefig(p, dpi=90)
         plt.close(fig)
         paths.append(p)

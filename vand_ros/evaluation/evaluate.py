@@ -106,11 +106,13 @@ def evaluate_model(
     out_dir: str | Path | None = None,
     save_trajectories: bool = False,
     progress: Callable[[str], None] | None = None,
+    tags: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Every (behaviour, condition, mode, seed) run of `model` (None = the scripted demonstrator).
 
     `modes` None: every mode the model supports. With `out_dir`, each run's record is written to
     OUT/<behaviour>/<condition>/<mode>_s<seed>.json, and a run whose record exists is read, not re-run.
+    `tags` are added to every record (e.g. which regulariser and training seed made the model).
     """
     if model is None:
         all_modes: list[str | None] = [None]
@@ -136,11 +138,12 @@ def evaluate_model(
                     if out_dir is not None:
                         path = Path(out_dir) / behaviour / condition / f"{mode or 'script'}_s{seed}.json"
                         if path.is_file():
-                            results.append(json.loads(path.read_text(encoding="utf-8")))
+                            results.append({**json.loads(path.read_text(encoding="utf-8")), **(tags or {})})
                             continue
                     record, traj = run_one(
                         model, behaviour, condition, refs[behaviour], mode, seed, duration, cfg
                     )
+                    record.update(tags or {})
                     if progress:
                         verdict = "ok" if record["success"] else "FAIL " + ",".join(record["failures"])
                         where = f"{behaviour}/{condition}/{record['mode']}/s{seed}"
