@@ -186,7 +186,9 @@ class Visit:
     speed: float  # [m/s]
     reach: float  # [m] station distance from the pan axis when touching
     dwell: float  # [s]
-    arrive_tol: float = 0.03  # [m]
+    arrive_tol: float = 0.06  # [m] the touch is aimed from the pose reached, so arrival need not be exact
+    arrive_yaw_tol: float = 0.10  # [rad]
+    approach_gain: float = 3.0  # [1/s] speed = gain x distance near the goal: a short, decisive arrival
     move_time: float = 0.8  # [s] carry <-> above the station
     descend_time: float = 0.5  # [s] above <-> touching
 
@@ -211,15 +213,15 @@ class Visit:
             ex, ey = gx - o.x, gy - o.y
             dist = math.hypot(ex, ey)
             eyaw = wrap(gyaw - o.yaw)
-            if dist < self.arrive_tol and abs(eyaw) < 0.03:
+            if dist < self.arrive_tol and abs(eyaw) < self.arrive_yaw_tol:
                 touch = self._touch(o, self.order[m.leg], 0.0)
                 m = replace(m, phase="lower", since=t, touch_q=tuple(touch))
             else:
-                v = min(self.speed * min(1.0, (t - m.since) / 0.8 + 0.1), 1.5 * dist)
+                v = min(self.speed * min(1.0, (t - m.since) / 0.8 + 0.1), self.approach_gain * dist)
                 vwx, vwy = (v * ex / dist, v * ey / dist) if dist > 1e-9 else (0.0, 0.0)
                 vx, vy = _world_twist_to_base(vwx, vwy, o.yaw)
                 arm = _lerp(self.start_arm, HOME, t / 1.5) if m.leg == 0 else HOME
-                return Command(arm, _clip_twist(vx, vy, 2.0 * eyaw)), m
+                return Command(arm, _clip_twist(vx, vy, 3.0 * eyaw)), m
         station = self.order[m.leg] if m.leg < len(self.order) else self.order[-1]
         touch = np.array(m.touch_q) if m.touch_q else HOME
         if m.phase in ("lower", "raise"):
