@@ -35,6 +35,13 @@ def test_evaluate_quick_writes_report_and_resumes(tmp_path: Path) -> None:
     assert cli.main(argv) == 0  # resumes: nothing re-run
     assert (out / "results" / "vand_s0" / "wipe" / "clean" / "noise_s0.json").stat().st_mtime_ns == stamp
 
+    # regroup the stored runs without --bags; re-run the best and worst for videos (scores must reproduce)
+    assert cli.main(["evaluate", "--out", str(out), "--report-only", "--videos"]) == 0
+    regrouped = (out / "report.md").read_text()
+    assert "## Summary: every condition pooled" in regrouped and "| vand / noise |" in regrouped
+    assert "## Videos" in regrouped and (out / "best.gif").stat().st_size > 10_000
+    assert (out / "worst.gif").is_file()
+
 
 def test_evaluate_train_bags_overrides_and_validation(tmp_path: Path) -> None:
     demos, recovery = tmp_path / "demos", tmp_path / "recovery"

@@ -33,7 +33,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from vand_ros.learning.config import REGULARISERS
 
     parser.add_argument(
-        "--bags", nargs="+", required=True, help="demonstration bags (directories or folders)"
+        "--bags",
+        nargs="+",
+        help="demonstration bags (directories or folders); the reference runs are judged by",
     )
     parser.add_argument(
         "--train-bags",
@@ -73,6 +75,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--save-trajectories", action="store_true", help="also keep each run's trajectory (.npz)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for training")
+    parser.add_argument(
+        "--videos",
+        action="store_true",
+        help="with --report-only: re-run the best and the worst run and write the last 30 s of each as "
+        "best.gif / worst.gif",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train and run nothing: regroup every run stored in OUT (from several invocations) into "
+        "report.md, or with --validation into report_validation.md and tuning.md (the chosen settings)",
+    )
 
 
 def _log(text: str) -> None:
@@ -89,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, duration_factor=2.0)
     if args.seeds < 1:
         raise VandError(f"--seeds {args.seeds}: expected at least 1")
+    if args.report_only:
+        return _report_only(out, cfg, args.validation, args.videos)
+    if not args.bags:
+        raise VandError("--bags: give the demonstration bags (or --report-only)")
 
     # 1. dataset and reference, once
     from vand_ros.data.dataset import Dataset
@@ -162,6 +180,48 @@ def run(args: argparse.Namespace) -> int:
 
 # Validation scenarios (tuning) are drawn from these run seeds; the test runs use the training seeds 0..N-1.
 VALIDATION_SEED_OFFSET = 1000
+
+
+def _report_only(out: Path, cfg: SuccessConfig, validation: bool, videos: bool = False) -> int:
+    from vand_ros.evaluation.tuning import best_and_worst, load_runs, write_tuning
+
+    runs = load_runs(out, validation)
+    if not runs:
+        raise VandError(f"no stored {'validation ' if validation else ''}runs under {out / 'results'}")
+    if not (out / "reference.json").is_file():
+        raise VandError(f"{out / 'reference.json'} is missing: run evaluate with --bags first")
+    refs = load_references(out / "reference.json")
+    cards = {r["model_name"]: _card_summary(out / "models" / f"{r['model_name']}.onnx") for r in runs}
+    cfg = dataclasses.replace(
+        cfg, duration_factor=max(r["duration"] / refs[r["behaviour"]].demo_duration for r in runs)
+    )
+    conditions = [c for c in C.CONDITIONS if any(r["condition"] == c for r in runs)]
+    behaviours = [b for b in robot.BEHAVIOURS if any(r["behaviour"] == b for r in runs)]
+    report = write_report(runs, cards, refs, cfg, out, conditions, behaviours, validation=validation)
+    _log(f"wrote {report} from {len(runs)} stored runs")
+    if videos:
+        from vand_ros.evaluation.evaluate import render_run
+
+        lines = ["", "## Videos (the last 30 s of a run, re-run deterministically)", ""]
+        for label, r in zip(("best", "worst"), best_and_worst(runs), strict=True):
+            gif = out / f"{label}.gif"
+            render_run(r, out / "models" / f"{r['model_name']}.onnx", gif, refs[r["behaviour"]])
+            what = f"{r['variant']} (training seed {r['train_seed']}), " + ", ".join(
+                r[k] for k in ("behaviour", "condition", "mode")
+            )
+            verdict = "success" if r["success"] else "fails: " + ", ".join(r["failures"])
+            lines += [
+                f"- {label}: {what}; {verdict}; progress {r['score']:.2f}",
+                "",
+                f"![{label}]({gif.name})",
+                "",
+            ]
+            _log(f"wrote {gif}")
+        with report.open("a", encoding="utf-8") as f:
+            f.write("\n".join(lines))
+    if validation:
+        _log(f"wrote {write_tuning(runs, out)}")
+    return 0
 
 
 def parse_overrides(items: list[str], regularisers: list[str]) -> dict[str, dict[str, Any]]:
@@ -252,6 +312,40 @@ def _card_summary(model: Path) -> dict[str, Any]:
     }
 
 
+def _summary_table(
+    results: list[dict[str, Any]], rows: list[tuple[str, str]], behaviours: list[str]
+) -> list[str]:
+    """Success and progress score per row x behaviour, all conditions pooled: mean ± std over seeds."""
+    from vand_ros.evaluation.metrics import progress_score
+
+    lines = [
+        "## Summary: every condition pooled",
+        "",
+        "Cell: success rate / progress score, each the mean over training seeds ± their std (a seed's "
+        "value is its mean over the conditions). Progress score: periodic, the fraction of the six checks "
+        "passed; sequential, stations touched in the instructed order / 3; 0 on divergence.",
+        "",
+        "| model / mode | " + " | ".join(behaviours) + " |",
+        "|---" * (len(behaviours) + 1) + "|",
+    ]
+    for row, mode in rows:
+        cells = []
+        for b in behaviours:
+            per_seed: dict[int, list[tuple[float, float]]] = {}
+            for r in results:
+                if (_row(r), r["mode"], r["behaviour"]) == (row, mode, b):
+                    score = progress_score(b, r["failures"], r["metrics"])
+                    per_seed.setdefault(int(r.get("train_seed", 0)), []).append((float(r["success"]), score))
+            if not per_seed:
+                cells.append("n/a")
+                continue
+            means = np.array([np.mean(v, axis=0) for v in per_seed.values()])  # (seeds, 2)
+            mu, sd = means.mean(axis=0), means.std(axis=0)
+            cells.append(f"{mu[0]:.2f} ± {sd[0]:.2f} / {mu[1]:.2f} ± {sd[1]:.2f}")
+        lines.append(f"| {row} / {mode} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def _row(run: dict[str, Any]) -> str:
     return str(run.get("variant", run["regulariser"]))
 
@@ -288,8 +382,9 @@ def write_report(
         "",
     ]
     rows = sorted({(_row(r), r["mode"]) for r in results})
+    lines += _summary_table(results, rows, behaviours)
     for cond in conditions:
-        lines += [f"## Condition: {cond}", "", "| regulariser / mode | " + " | ".join(behaviours) + " |"]
+        lines += [f"## Condition: {cond}", "", "| model / mode | " + " | ".join(behaviours) + " |"]
         lines.append("|---" * (len(behaviours) + 1) + "|")
         for reg, mode in rows:
             cells = []

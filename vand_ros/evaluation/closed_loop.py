@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -217,11 +218,13 @@ def run_closed_loop(
     mode: str | None = None,
     seed: int = 0,
     sim: Sim | None = None,
+    on_step: Callable[[Sim], None] | None = None,
 ) -> Trajectory:
     """Run `model` (an ONNX file; None = the scripted demonstrator) for `duration` [s] of sim time.
 
     `mode`: execution mode (None = the card's default); `seed`: seed of the execution draws. The
-    scenario sets the start state, the instructions over time, pushes and sensor noise.
+    scenario sets the start state, the instructions over time, pushes and sensor noise. `on_step(sim)` is
+    called before every physics step (e.g. simulation.render.VideoRecorder.capture).
     """
     wall0 = time.perf_counter()
     sim = sim or Sim()
@@ -258,6 +261,8 @@ def run_closed_loop(
             rows.add(sim, result.command, result.state == "holding", vocab.index(current))
         elif runner.due(k):
             runner.emit()
+        if on_step is not None:
+            on_step(sim)
         runner.advance()
     traj = rows.trajectory()
     traj.meta = {

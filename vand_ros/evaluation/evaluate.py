@@ -157,5 +157,38 @@ def evaluate_model(
     return results
 
 
+def render_run(
+    record: dict[str, Any],
+    model: str | Path | None,
+    out: str | Path,
+    ref: BehaviourReference,
+    seconds: float = 30.0,
+    cfg: SuccessConfig = DEFAULT_SUCCESS,
+) -> int:
+    """Re-run the run `record` describes (runs are deterministic) and write its last `seconds` as a GIF
+    (or MP4); checks that the re-run scores as the record says. Returns the number of frames."""
+    from vand_ros.simulation.render import VideoRecorder
+
+    duration = float(record["duration"])
+    sc = C.scenario(record["condition"], record["behaviour"], int(record["seed"]), duration)
+    holder: list[VideoRecorder] = []
+
+    def capture(sim: Any) -> None:
+        if not holder:
+            holder.append(
+                VideoRecorder(sim, Path(out), fps=10, width=240, height=180, start=duration - seconds)
+            )
+        holder[0].capture(sim)
+
+    traj = run_closed_loop(sc, duration, model, record["mode"], int(record["seed"]), on_step=capture)
+    m = evaluate_trajectory(traj, ref, cfg)
+    if m.success != record["success"] or sorted(m.failures) != sorted(record["failures"]):
+        raise VandError(
+            f"re-running {record['behaviour']}/{record['condition']}/{record['mode']} for the video gave "
+            f"{m.failures} instead of {record['failures']}: the run is not reproducible"
+        )
+    return holder[0].save()
+
+
 def with_duration_factor(cfg: SuccessConfig, factor: float) -> SuccessConfig:
     return replace(cfg, duration_factor=factor)

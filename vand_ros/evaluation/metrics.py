@@ -518,3 +518,19 @@ def reference_from_trajectories(trajs: Sequence[Any]) -> dict[str, BehaviourRefe
                 completion=(min(times), max(times)),
             )
     return refs
+
+
+PERIODIC_CHECKS = ("amplitude", "frequency", "shake", "drift", "dying-out", "divergence")
+
+
+def progress_score(behaviour: str, failures: Sequence[str], values: dict[str, Any]) -> float:
+    """A secondary, continuous score in [0, 1] for runs that fail (success is the primary measure).
+
+    Periodic: the fraction of the six checks (PERIODIC_CHECKS) the run passed; a diverged run scores 0.
+    Sequential: the stations touched in the instructed order / the stations to visit (0 on divergence).
+    """
+    if "divergence" in failures:
+        return 0.0
+    if behaviour in PERIODIC_KIND:
+        return 1.0 - sum(f in failures for f in PERIODIC_CHECKS) / len(PERIODIC_CHECKS)
+    return float(values.get("stations_in_order", 0)) / len(SEQUENTIAL_ORDER[behaviour])
