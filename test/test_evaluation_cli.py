@@ -72,7 +72,7 @@ def test_overrides_are_typed_and_checked() -> None:
     import pytest
 
     from vand_ros.errors import VandError
-    from vand_ros.evaluation.cli import parse_overrides, variant_name
+    from vand_ros.evaluation.campaign import parse_overrides, variant_name
 
     got = parse_overrides(["vand:beta=0.2", "gal_untied=true", "gal:gal_p_h=0.1"], ["vand", "gal"])
     assert got == {"vand": {"beta": 0.2, "gal_untied": True}, "gal": {"gal_untied": True, "gal_p_h": 0.1}}
@@ -80,3 +80,32 @@ def test_overrides_are_typed_and_checked() -> None:
     for bad in (["vand:nope=1"], ["seed=3"], ["nrnn:beta=1"], ["beta"]):
         with pytest.raises(VandError, match="--set"):
             parse_overrides(bad, ["vand", "gal"])
+
+
+def test_evaluate_tune_chooses_on_validation_then_runs_the_table(tmp_path: Path) -> None:
+    bags = tmp_path / "bags"
+    assert (
+        cli.main(["demos", "--behaviour", "patrol", "--episodes", "1", "--seed", "5", "--out", str(bags)])
+        == 0
+    )
+    out = tmp_path / "out"
+    argv = [
+        "evaluate", "--bags", str(bags), "--out", str(out), "--quick", "--regularisers", "vand", "none",
+        "--seeds", "1", "--behaviours", "patrol", "--conditions", "clean", "--duration-factor", "0.5",
+        "--tune", "--jobs", "2",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    from vand_ros.evaluation.tuning import GRID, VALIDATION_CONDITIONS
+
+    chosen = json.loads((out / "tuning.json").read_text())
+    assert set(chosen) == {"vand", "none"}
+    tuning = (out / "tuning.md").read_text()
+    assert "vand beta=0.01" in tuning and "vand beta=0.25" in tuning
+    # every setting of the grid ran on every validation condition, in every mode, on validation seeds only
+    stored = sorted((out / "results").glob("*/validation/*/*/*.json"))
+    assert len(stored) == len(GRID["vand"]) * 3 * len(VALIDATION_CONDITIONS) + len(VALIDATION_CONDITIONS)
+    assert all(p.name.endswith("_s1000.json") for p in stored)
+    # the table ran the chosen settings on the test scenarios
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert {r["variant"] for r in runs} == {chosen["vand"]["variant"], "none"}
+    assert {r["seed"] for r in runs} == {0}

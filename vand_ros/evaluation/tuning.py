@@ -5,7 +5,8 @@ condition, mode) under OUT/results/<model>/validation/. This module regroups eve
 applies one rule, the same for every method:
 
     rank (setting, mode) pairs by mean success over the validation runs, ties broken by the mean
-    progress score (metrics.progress_score); a setting's rank is that of its best mode.
+    progress score (metrics.progress_score), then in favour of the default setting, then by name; a
+    setting's rank is that of its best mode.
 
 For the VAND family the default execution mode, the one the card records, is the best mode of the chosen
 setting among those that keep the learned noise on (NOISE_ON_MODES): the mission keeps the noise on while
@@ -25,19 +26,38 @@ from vand_ros.evaluation.metrics import progress_score
 
 NOISE_ON_MODES = ("stochastic", "noise")
 
+# Validation runs: other scenarios than the test runs (seeds VALIDATION_SEED_OFFSET + training seed), one
+# training seed, two conditions, half the test length. Every method gets the same budget: three settings
+# of its regularisation strength (its default and one weaker, one stronger), except `none`, which has none.
+VALIDATION_SEED_OFFSET = 1000
+VALIDATION_CONDITIONS = ("clean", "push")
+VALIDATION_DURATION_FACTOR = 5.0
+GRID: dict[str, tuple[dict[str, Any], ...]] = {
+    "none": ({},),
+    "nrnn": ({}, {"nrnn_sigma_add": 0.02}, {"nrnn_sigma_add": 0.15}),
+    "gal": ({}, {"gal_p_h": 0.1}, {"gal_p_h": 0.4}),
+    "vand": ({}, {"beta": 0.01}, {"beta": 0.25}),
+    "vand_noise": ({}, {"beta": 0.01}, {"beta": 0.25}),
+    "vand_dropout": ({}, {"beta": 0.01}, {"beta": 0.25}),
+    "vand_fixed": ({}, {"sigma_init": 0.03, "rho_init": 0.03}, {"sigma_init": 0.3, "rho_init": 0.3}),
+}
+
 
 def load_runs(out: Path, validation: bool) -> list[dict[str, Any]]:
-    """Every stored run record under OUT/results (validation runs or test runs), with its progress score."""
+    """Every stored run record under OUT/results (validation runs or test runs)."""
     runs = []
-    for path in sorted((out / "results").glob("*/**/*.json")):
+    for path in sorted((out / "results").glob("*/**/*_s*.json")):
         if ("validation" in path.relative_to(out / "results").parts) != validation:
             continue
         r = json.loads(path.read_text(encoding="utf-8"))
         if "variant" not in r:  # written before records carried their tags: the folder names the model
             continue
-        r["score"] = progress_score(r["behaviour"], r["failures"], r["metrics"])
         runs.append(r)
     return runs
+
+
+def _score(run: dict[str, Any]) -> float:
+    return progress_score(run["behaviour"], run["failures"], run["metrics"])
 
 
 def best_and_worst(runs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -50,8 +70,8 @@ def best_and_worst(runs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str
             return -abs(m["amp_rel_mean"] - 1.0) - abs(m.get("freq_rel_mean", 0.0) - 1.0)
         return -float(m.get("time_rel") or 1e9)
 
-    best = max(runs, key=lambda r: (r["success"], r["score"], closeness(r)))
-    worst = min(runs, key=lambda r: (r["score"], -len(r["failures"])))
+    best = max(runs, key=lambda r: (r["success"], _score(r), closeness(r)))
+    worst = min(runs, key=lambda r: (_score(r), -len(r["failures"])))
     return best, worst
 
 
@@ -63,7 +83,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str
     return {
         key: {
             "success": float(np.mean([r["success"] for r in rs])),
-            "score": float(np.mean([r["score"] for r in rs])),
+            "score": float(np.mean([_score(r) for r in rs])),
             "runs": float(len(rs)),
         }
         for key, rs in groups.items()
@@ -75,8 +95,11 @@ def choose(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     table = summarise(runs)
     chosen: dict[str, dict[str, Any]] = {}
     for reg in sorted({k[0] for k in table}):
-        pairs = {k: v for k, v in table.items() if k[0] == reg}
-        (_, variant, mode), best = max(pairs.items(), key=lambda kv: (kv[1]["success"], kv[1]["score"]))
+        # sorted first, so that ties go to the first of equals; then the default setting wins a tie
+        pairs = dict(sorted((k, v) for k, v in table.items() if k[0] == reg))
+        (_, variant, mode), best = max(
+            pairs.items(), key=lambda kv: (kv[1]["success"], kv[1]["score"], kv[0][1] == reg)
+        )
         noise_on = {k: v for k, v in pairs.items() if k[1] == variant and k[2] in NOISE_ON_MODES}
         noise_mode = (
             max(noise_on.items(), key=lambda kv: (kv[1]["success"], kv[1]["score"]))[0][2]
