@@ -10,7 +10,7 @@ TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.vand_ros-installed
 export MUJOCO_GL ?= egl
 
-.PHONY: install demo demo-quick test lint clean
+.PHONY: install demo demo-quick test lint results clean
 
 install: $(STAMP)
 
@@ -28,6 +28,18 @@ demo-quick: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The comparison in docs/results.md: 8 clean + 16 recovery demonstrations per behaviour (seed 0), every
+# regulariser tuned on validation scenarios, then 3 training seeds x 4 behaviours x 5 conditions x every
+# execution mode. Resumable: rerun after an interruption. About 80 min on 2 cores.
+RESULTS ?= results
+results: $(STAMP)
+	test -d $(RESULTS)/bags/demos || $(VENV)/bin/vand-ros demos --behaviour all --episodes 8 \
+		--out $(RESULTS)/bags/demos
+	test -d $(RESULTS)/bags/recovery || $(VENV)/bin/vand-ros demos --behaviour all --episodes 16 \
+		--first-episode 8 --perturb dart+push --out $(RESULTS)/bags/recovery
+	$(VENV)/bin/vand-ros evaluate --bags $(RESULTS)/bags/demos --train-bags $(RESULTS)/bags/recovery \
+		--out $(RESULTS) --tune --jobs 2 --videos
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check vand_ros test launch

@@ -26,6 +26,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=1, help="episodes per behaviour")
     parser.add_argument("--out", required=True, help="output directory; bags go to OUT/<behaviour>_<NNN>")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--first-episode",
+        type=int,
+        default=0,
+        help="index of the first episode (task parameters differ per index; `vand-ros demo` numbers its "
+        "recovery episodes after the clean ones)",
+    )
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--compress", action="store_true")
     parser.add_argument("--duration", type=float, default=0.0, help="override each episode's length [s]")
@@ -69,13 +76,15 @@ def write_episode(
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.episodes < 1:
-        raise VandError(f"--episodes {args.episodes}: expected at least 1")
+    if args.episodes < 1 or args.first_episode < 0:
+        raise VandError(
+            f"--episodes {args.episodes} --first-episode {args.first_episode}: expected >= 1, >= 0"
+        )
     perturbation = Perturbation.preset(args.perturb, args.dart_scale, args.pushes)
     behaviours = robot.BEHAVIOURS if args.behaviour == "all" else (args.behaviour,)
     out = Path(args.out)
     for behaviour in behaviours:
-        for ep in range(args.episodes):
+        for ep in range(args.first_episode, args.first_episode + args.episodes):
             path = out / f"{behaviour}_{ep:03d}"
             t0 = time.perf_counter()
             n = write_episode(
