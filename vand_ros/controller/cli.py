@@ -126,19 +126,19 @@ class Operator:
 
 
 def run(args: argparse.Namespace) -> int:
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []  # (executable, its process), see _exe
     operator = None
     try:
         for cmd in commands(args):
             print("starting:", " ".join(cmd), flush=True)
-            procs.append(subprocess.Popen(cmd, env=os.environ.copy()))
+            procs.append((cmd[0], subprocess.Popen(cmd, env=os.environ.copy())))
         operator = Operator(args.instruction) if args.instruction else None
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
         while True:
-            for proc in procs:
+            for exe, proc in procs:
                 if proc.poll() is not None:
                     code = proc.returncode
-                    print(f"{proc.args[0]} exited with status {code}; stopping the others", flush=True)
+                    print(f"{exe} exited with status {code}; stopping the others", flush=True)
                     return code
             if deadline is not None and time.monotonic() > deadline:
                 return 0
@@ -152,8 +152,8 @@ def run(args: argparse.Namespace) -> int:
             operator.close()
         # The controller first (it stops the robot), then the robot, then the recorder: a recorder drains
         # until its topics go quiet, so it must stop last to close its bag.
-        order = [p for name in ("controller_node", "sim_node") for p in procs if p.args[0].endswith(name)]
-        for proc in order + [p for p in procs if p not in order]:
+        order = [p for name in ("controller_node", "sim_node") for exe, p in procs if exe.endswith(name)]
+        for proc in order + [p for _, p in procs if p not in order]:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 try:

@@ -20,6 +20,7 @@ Invariant (property-tested): whatever goes in, every emitted joint target is fin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 
@@ -162,7 +163,7 @@ class SafetyFilter:
         self._ticks_since_engage += 1
         return FilterResult(stepped.copy(), cmd.copy(), clamped_position, clamped_step, clamped_base)
 
-    def _valid_measurement(self, measured: FloatArray | None) -> bool:
+    def _valid_measurement(self, measured: FloatArray | None) -> TypeGuard[FloatArray]:
         return (
             measured is not None
             and measured.shape == (self.limits.n_joints,)

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -33,9 +34,7 @@ def header(ns: int, frame_id: str = "") -> Any:
     return T["std_msgs/msg/Header"](stamp=stamp(ns), frame_id=frame_id)
 
 
-def joint_state(
-    ns: int, names: Sequence[str], position: Sequence[float], velocity: Sequence[float] = ()
-) -> Any:
+def joint_state(ns: int, names: Sequence[str], position: npt.ArrayLike, velocity: npt.ArrayLike = ()) -> Any:
     return T["sensor_msgs/msg/JointState"](
         header=header(ns),
         name=list(names),
@@ -94,13 +93,13 @@ def multi_array_layout(dims: Sequence[tuple[str, int]]) -> Any:
     return T["std_msgs/msg/MultiArrayLayout"](dim=out, data_offset=0)
 
 
-def float32_array(data: Sequence[float], dims: Sequence[tuple[str, int]] = ()) -> Any:
+def float32_array(data: npt.ArrayLike, dims: Sequence[tuple[str, int]] = ()) -> Any:
     return T["std_msgs/msg/Float32MultiArray"](
         layout=multi_array_layout(dims), data=np.asarray(data, dtype=np.float32)
     )
 
 
-def float64_array(data: Sequence[float], dims: Sequence[tuple[str, int]] = ()) -> Any:
+def float64_array(data: npt.ArrayLike, dims: Sequence[tuple[str, int]] = ()) -> Any:
     return T["std_msgs/msg/Float64MultiArray"](
         layout=multi_array_layout(dims), data=np.asarray(data, dtype=np.float64)
     )

@@ -17,6 +17,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def measure(path: Path, repeats: int) -> dict[str, Any]:
     fast, slow = DataConfig(), DataConfig(fast_cdr=False)
     with Reader(path) as reader:
         count = int(reader.message_count)
-    variants = {
+    variants: dict[str, Callable[[], object]] = {
         "raw": lambda: raw_loop(path),
         "bare": lambda: bare_loop(path),
         "builder": lambda: extract_bag(path, fast),

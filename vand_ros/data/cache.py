@@ -77,7 +77,8 @@ class BagCache:
             arrays[f"obs_{i}"] = ep.obs
             arrays[f"act_{i}"] = ep.act
         tmp = self.dir / f"{key}.tmp.npz"
-        np.savez(tmp, **arrays)
+        # allow_pickle=True is numpy's default, named so that mypy does not check **arrays against it.
+        np.savez(tmp, allow_pickle=True, **arrays)
         tmp.replace(self.dir / f"{key}.npz")
         meta = {
             "report": result.report.to_dict(),

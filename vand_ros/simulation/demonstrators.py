@@ -73,7 +73,8 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 def _lerp(a: np.ndarray, b: np.ndarray, s: float) -> np.ndarray:
     s = min(1.0, max(0.0, s))
     s = s * s * (3 - 2 * s)  # smoothstep: zero velocity at both ends
-    return a + (b - a) * s
+    out: np.ndarray = a + (b - a) * s
+    return out
 
 
 def _duration(rng: np.random.Generator, lo: float, hi: float) -> float:

@@ -19,7 +19,7 @@ _LOWER = np.array([j.lower for j in robot.ARM_JOINTS])
 _UPPER = np.array([j.upper for j in robot.ARM_JOINTS])
 
 
-def forward(q: Sequence[float]) -> np.ndarray:
+def forward(q: Sequence[float] | np.ndarray) -> np.ndarray:
     """End-effector centre in base_link (3,) [m] for arm joints q (6,) [rad] (roll and yaw must be 0)."""
     pan, lift, elbow, pitch = (float(v) for v in q[:4])
     a1, a2, a3 = lift, lift + elbow, lift + elbow + pitch
@@ -29,7 +29,9 @@ def forward(q: Sequence[float]) -> np.ndarray:
     return np.array([mx + r * math.cos(pan), my + r * math.sin(pan), mz + M.SHOULDER_HEIGHT + z])
 
 
-def inverse(target: Sequence[float], tool_angle: float = math.pi, roll: float = 0.0) -> np.ndarray:
+def inverse(
+    target: Sequence[float] | np.ndarray, tool_angle: float = math.pi, roll: float = 0.0
+) -> np.ndarray:
     """Arm joints (6,) [rad] that put the end-effector centre at `target` (base_link, [m]).
 
     tool_angle is the hand's direction from the vertical (pi: pointing straight down, for touching).
@@ -47,7 +49,7 @@ def inverse(target: Sequence[float], tool_angle: float = math.pi, roll: float = 
     lift = math.atan2(rw, zw) - math.atan2(l2 * math.sin(elbow), l1 + l2 * math.cos(elbow))
     pitch = tool_angle - lift - elbow
     q = np.array([pan, lift, elbow, pitch, roll, 0.0])
-    return np.clip(q, _LOWER, _UPPER)
+    return q.clip(_LOWER, _UPPER)
 
 
 def world_to_base(point: Sequence[float], x: float, y: float, yaw: float) -> np.ndarray:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -147,7 +148,9 @@ class SimNode(Node):
         self.duration = float(p("duration", 0.0).value)
         behaviour = str(p("demonstrator", "").value)
         seed, episode = int(p("seed", 0).value), int(p("episode", 0).value)
-        initial_pose = [float(v) for v in p("initial_pose", [0.0, 0.0, 0.0]).value]
+        # Typed here: with rcl_interfaces untyped, mypy infers Never for a parameter's value.
+        initial_pose_value: Sequence[float] = p("initial_pose", [0.0, 0.0, 0.0]).value
+        initial_pose = [float(v) for v in initial_pose_value]
         cmd_timeout = float(p("cmd_timeout", 0.5).value)
         stamped = bool(p("cmd_vel_stamped", False).value)
         self.clock_mode = str(p("clock", "sim").value)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+import numpy.typing as npt
 
 from vand_ros import robot
 from vand_ros.simulation import features as F
@@ -53,7 +54,7 @@ class Sim:
         self.reset()
 
     # ---- episode set-up -------------------------------------------------------------------------------
-    def reset(self, base_pose: Sequence[float] = (0.0, 0.0, 0.0), arm: Sequence[float] | None = None) -> None:
+    def reset(self, base_pose: Sequence[float] = (0.0, 0.0, 0.0), arm: npt.ArrayLike | None = None) -> None:
         """Back to t = 0 with the base at (x [m], y [m], yaw [rad]) and the arm at `arm` (home by default)."""
         mujoco.mj_resetData(self.model, self.data)
         arm_q = np.array([j.home for j in robot.ARM_JOINTS] if arm is None else arm, dtype=np.float64)
@@ -66,7 +67,7 @@ class Sim:
         mujoco.mj_forward(self.model, self.data)
 
     # ---- commands -------------------------------------------------------------------------------------
-    def set_arm_targets(self, positions: Sequence[float]) -> None:
+    def set_arm_targets(self, positions: npt.ArrayLike) -> None:
         """Position targets [rad] in robot.ARM_JOINT_NAMES order, clamped to the joint limits; held."""
         q = np.asarray(positions, dtype=np.float64).reshape(-1)
         if q.shape != (len(robot.ARM_JOINTS),):
@@ -87,7 +88,7 @@ class Sim:
         self._last_twist_step = self.steps
 
     def arm_targets(self) -> np.ndarray:
-        return self.data.ctrl[self.ids.arm_act].copy()
+        return np.array(self.data.ctrl[self.ids.arm_act], dtype=np.float64)  # a copy
 
     # ---- stepping -------------------------------------------------------------------------------------
     def step(self, n: int = 1) -> None:
@@ -110,10 +111,10 @@ class Sim:
 
     # ---- sensors --------------------------------------------------------------------------------------
     def joint_positions(self) -> np.ndarray:
-        return self.data.qpos[self.ids.arm_qpos].copy()  # (6,) [rad]
+        return np.array(self.data.qpos[self.ids.arm_qpos], dtype=np.float64)  # (6,) [rad], a copy
 
     def joint_velocities(self) -> np.ndarray:
-        return self.data.qvel[self.ids.arm_dof].copy()  # (6,) [rad/s]
+        return np.array(self.data.qvel[self.ids.arm_dof], dtype=np.float64)  # (6,) [rad/s], a copy
 
     def odom(self) -> Odom:
         x, y, yaw = self.data.qpos[self.ids.base_qpos]
@@ -125,7 +126,7 @@ class Sim:
         return F.features(self.data, self.ids)  # (E * 4,) float32
 
     def ee_position(self) -> np.ndarray:
-        return self.data.site_xpos[self.ids.ee_site].copy()  # (3,) world [m]
+        return np.array(self.data.site_xpos[self.ids.ee_site], dtype=np.float64)  # (3,) world [m], a copy
 
     def entity_positions(self) -> np.ndarray:
         return F.entity_positions(self.data, self.ids)  # (E, 3) world [m]
