@@ -25,6 +25,6 @@ def test_ruff_format() -> None:
     assert result.returncode == 0, "run `.venv/bin/ruff format`:\n" + result.stdout + result.stderr
 
 
-def test_mypy_strict_on_runtime_and_learning() -> None:
+def test_mypy_strict() -> None:
     result = _run(str(BIN / "mypy"))  # files and strictness from pyproject.toml
     assert result.returncode == 0, result.stdout + result.stderr
