@@ -160,7 +160,8 @@ def loop_run(
         while time.monotonic() - start < seconds + 3.0:
             executor.spin_once(timeout_sec=0.1)
             if ctrl.poll() is not None:
-                raise RuntimeError("controller_node exited: " + (ctrl.stderr.read() or b"").decode()[-2000:])
+                err = ctrl.stderr.read() if ctrl.stderr is not None else b""
+                raise RuntimeError("controller_node exited: " + (err or b"").decode()[-2000:])
             if cpu0 is None and time.monotonic() - start > 3.0:  # after start-up and discovery
                 cpu0, wall0 = _cpu_seconds(ctrl.pid), time.monotonic()
         cpu = (_cpu_seconds(ctrl.pid) - cpu0) / (time.monotonic() - wall0)  # type: ignore[operator]

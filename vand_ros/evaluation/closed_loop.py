@@ -347,7 +347,7 @@ def trajectory_from_bag(path: str | Path, rate: float = robot.RATES.control) -> 
         wanted = {topics.joint_states, topics.odom, topics.instruction, topics.arm_command, topics.cmd_vel}
         conns = [c for c in reader.connections if c.topic in wanted]
         for conn, t, raw in reader.messages(connections=conns):
-            msg = reader.deserialize(raw, conn.msgtype)
+            msg: Any = reader.deserialize(raw, conn.msgtype)
             if conn.topic == topics.joint_states:
                 order = [list(msg.name).index(n) for n in robot.ARM_JOINT_NAMES]
                 value: Any = np.asarray(msg.position, dtype=np.float64)[order]

@@ -200,4 +200,5 @@ class SensorNoise:
         out = data.astype(np.float32).reshape(-1, 4).copy()  # (E, 4)
         seen = out[:, 3] > 0.5
         out[seen, :3] += self.rng.normal(0.0, NOISE_FEATURES, size=(int(seen.sum()), 3)).astype(np.float32)
-        return out.reshape(-1)
+        flat: np.ndarray = out.reshape(-1)
+        return flat

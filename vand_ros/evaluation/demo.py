@@ -233,7 +233,9 @@ def run(args: argparse.Namespace) -> int:
         n = 0
         for behaviour in behaviours:
             # Recovery episodes continue the episode index: other task parameters than the clean ones.
-            todo = [(demo_dir, ep, None) for ep in range(plan.episodes)]
+            todo: list[tuple[Path, int, Perturbation | None]] = [
+                (demo_dir, ep, None) for ep in range(plan.episodes)
+            ]
             todo += [(recovery_dir, plan.episodes + i, perturb) for i in range(plan.recovery)]
             for folder, ep, how in todo:
                 path = folder / f"{behaviour}_{ep:03d}"

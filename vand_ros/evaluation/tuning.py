@@ -67,7 +67,7 @@ def best_and_worst(runs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str
     def closeness(r: dict[str, Any]) -> float:
         m = r["metrics"]
         if "amp_rel_mean" in m:
-            return -abs(m["amp_rel_mean"] - 1.0) - abs(m.get("freq_rel_mean", 0.0) - 1.0)
+            return -abs(float(m["amp_rel_mean"]) - 1.0) - abs(float(m.get("freq_rel_mean", 0.0)) - 1.0)
         return -float(m.get("time_rel") or 1e9)
 
     best = max(runs, key=lambda r: (r["success"], _score(r), closeness(r)))

@@ -59,6 +59,6 @@ def world_to_base(point: Sequence[float], x: float, y: float, yaw: float) -> np.
     return np.array([c * px + s * py, -s * px + c * py, point[2]])
 
 
-def base_to_world(point: Sequence[float], x: float, y: float, yaw: float) -> np.ndarray:
+def base_to_world(point: Sequence[float] | np.ndarray, x: float, y: float, yaw: float) -> np.ndarray:
     c, s = math.cos(yaw), math.sin(yaw)
     return np.array([x + c * point[0] - s * point[1], y + s * point[0] + c * point[1], point[2]])
