@@ -17,7 +17,7 @@ from vand_ros.learning.checkpoint import Checkpoint
 from vand_ros.learning.config import REGULARISERS, TrainConfig
 from vand_ros.learning.export import export_policy
 from vand_ros.learning.policy import Draws, Policy
-from vand_ros.runtime.card import CARD_KEY, DrawSampler, ModelCard
+from vand_ros.runtime.card import CARD_KEY, DEFAULT_MODE_REASONS, DrawSampler, ModelCard
 from vand_ros.runtime.layout import Layout, default_layout
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -113,6 +113,7 @@ def test_onnx_matches_torch_over_a_fed_back_rollout(reg: str, cell: str, tmp_pat
     ckpt = _checkpoint(reg, cell, **extra)
     path = tmp_path / "p.onnx"
     card = export_policy(ckpt, path)
+    assert card.raw["execution"]["default_mode_reason"] == DEFAULT_MODE_REASONS[reg]
     for mode in sorted(card.modes):
         assert _rollout_error(ckpt, path, mode) < 1e-5, mode
 
@@ -156,6 +157,7 @@ def test_the_card_says_what_the_runtime_needs(tmp_path: Path) -> None:
         "noise",
         "deterministic",
     }
+    assert exe["default_mode_reason"] == "given at export"
     assert exe["modes"]["noise"] == {
         "eps": {"kind": "normal_per_step", "value": 0.0},
         "u": {"kind": "constant", "value": -1.0},

@@ -46,7 +46,14 @@ from vand_ros.errors import VandError
 from vand_ros.learning.checkpoint import Checkpoint
 from vand_ros.learning.config import TrainConfig
 from vand_ros.learning.policy import Draws, Policy
-from vand_ros.runtime.card import CARD_FORMAT, CARD_KEY, FORMULATION, ModelCard, mode_feeds
+from vand_ros.runtime.card import (
+    CARD_FORMAT,
+    CARD_KEY,
+    DEFAULT_MODE_REASONS,
+    FORMULATION,
+    ModelCard,
+    mode_feeds,
+)
 from vand_ros.runtime.layout import Layout
 
 OPSET = 17
@@ -125,6 +132,12 @@ def build_card(
     ckpt: Checkpoint, policy: Policy, mode: str | None, exporter: dict[str, Any]
 ) -> dict[str, Any]:
     cfg = policy.cfg
+    if mode:
+        reason = "given at export"
+    elif cfg.execution_mode:
+        reason = "set in the training config (execution_mode)"
+    else:
+        reason = DEFAULT_MODE_REASONS[cfg.regulariser]
     mode = mode or cfg.default_mode
     if mode not in cfg.supported_modes:
         raise VandError(
@@ -171,6 +184,7 @@ def build_card(
         },
         "execution": {
             "default_mode": mode,
+            "default_mode_reason": reason,
             "supported_modes": list(cfg.supported_modes),
             "modes": {
                 m: {k: v.to_dict() for k, v in mode_feeds(cfg.regulariser, m, cfg.uses_input_mask).items()}

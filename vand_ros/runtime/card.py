@@ -106,6 +106,17 @@ EXECUTION_MODES: dict[str, tuple[tuple[str, ...], str]] = {
     "vand_dropout": (("stochastic", "deterministic"), "stochastic"),
     "vand_fixed": (("stochastic", "noise", "deterministic"), "noise"),
 }
+# Why each default: export writes it to the card (execution.default_mode_reason) unless a mode is given.
+DEFAULT_MODE_REASONS: dict[str, str] = {
+    "none": "the only mode",
+    "nrnn": "noise off at execution, as in the NRNN paper",
+    "gal": "dropout replaced by its expectation (weight scaling), as in Gal & Ghahramani",
+    "vand": "the noise-on mode that ranked best on closed-loop validation runs (noise ties stochastic; "
+    "docs/results.md)",
+    "vand_noise": "its only mode with the learned noise on",
+    "vand_dropout": "its only mode with the learned dropout on",
+    "vand_fixed": "as VAND",
+}
 
 
 def mode_feeds(regulariser: str, mode: str, input_mask: bool) -> dict[str, DrawSpec]:
