@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bags",
         nargs="+",
-        help="demonstration bags (directories or folders); the reference runs are judged by",
+        help="demonstration bags (bag folders or folders of them); runs are judged against what they show",
     )
     parser.add_argument(
         "--train-bags",
