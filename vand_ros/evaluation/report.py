@@ -9,6 +9,7 @@ reference values, plots and (optionally) videos of the best and worst run.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,27 @@ def card_summary(model: Path) -> dict[str, Any]:
     }
 
 
+Runs = list[dict[str, Any]]
+
+
+def _group(results: Runs) -> dict[tuple[str, str, str, str], Runs]:
+    """Runs grouped by (row label, mode, condition, behaviour)."""
+    cells: dict[tuple[str, str, str, str], Runs] = defaultdict(list)
+    for r in results:
+        cells[(_row(r), r["mode"], r["condition"], r["behaviour"])].append(r)
+    return cells
+
+
+def _pooled(cells: dict[tuple[str, str, str, str], Runs]) -> dict[tuple[str, str, str], Runs]:
+    """The same runs with every condition pooled: (row label, mode, behaviour)."""
+    pooled: dict[tuple[str, str, str], Runs] = defaultdict(list)
+    for (row, mode, _, behaviour), runs in cells.items():
+        pooled[(row, mode, behaviour)] += runs
+    return pooled
+
+
 def _summary_table(
-    results: list[dict[str, Any]], rows: list[tuple[str, str]], behaviours: list[str]
+    pooled: dict[tuple[str, str, str], Runs], rows: list[tuple[str, str]], behaviours: list[str]
 ) -> list[str]:
     """Success and progress score per row x behaviour, all conditions pooled: mean ± std over seeds."""
     lines = [
@@ -57,10 +77,9 @@ def _summary_table(
         cells = []
         for b in behaviours:
             per_seed: dict[int, list[tuple[float, float]]] = {}
-            for r in results:
-                if (_row(r), r["mode"], r["behaviour"]) == (row, mode, b):
-                    score = progress_score(b, r["failures"], r["metrics"])
-                    per_seed.setdefault(int(r.get("train_seed", 0)), []).append((float(r["success"]), score))
+            for r in pooled.get((row, mode, b), []):
+                score = progress_score(b, r["failures"], r["metrics"])
+                per_seed.setdefault(int(r.get("train_seed", 0)), []).append((float(r["success"]), score))
             if not per_seed:
                 cells.append("n/a")
                 continue
@@ -107,18 +126,16 @@ def write_report(
         "",
     ]
     rows = sorted({(_row(r), r["mode"]) for r in results})
-    lines += _summary_table(results, rows, behaviours)
+    grouped = _group(results)
+    pooled = _pooled(grouped)
+    lines += _summary_table(pooled, rows, behaviours)
     for cond in conditions:
         lines += [f"## Condition: {cond}", "", "| model / mode | " + " | ".join(behaviours) + " |"]
         lines.append("|---" * (len(behaviours) + 1) + "|")
         for reg, mode in rows:
             cells = []
             for b in behaviours:
-                runs = [
-                    r
-                    for r in results
-                    if (_row(r), r["mode"], r["condition"], r["behaviour"]) == (reg, mode, cond, b)
-                ]
+                runs = grouped.get((reg, mode, cond, b), [])
                 fails: dict[str, int] = {}
                 for r in runs:
                     for f in r["failures"]:
@@ -154,7 +171,7 @@ def write_report(
         "",
     ]
     suffix = "_validation" if validation else ""
-    plots = _plots(results, rows, conditions, behaviours, out, suffix)
+    plots = _plots(grouped, pooled, rows, conditions, behaviours, out, suffix)
     lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     path = out / f"report{suffix}.md"
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -162,7 +179,8 @@ def write_report(
 
 
 def _plots(
-    results: list[dict[str, Any]],
+    cells: dict[tuple[str, str, str, str], Runs],
+    pooled: dict[tuple[str, str, str], Runs],
     rows: list[tuple[str, str]],
     conditions: list[str],
     behaviours: list[str],
@@ -182,13 +200,9 @@ def _plots(
         grid = np.full((len(rows), len(behaviours)), np.nan)
         for i, (reg, mode) in enumerate(rows):
             for j, b in enumerate(behaviours):
-                runs = [
-                    r["success"]
-                    for r in results
-                    if (_row(r), r["mode"], r["condition"], r["behaviour"]) == (reg, mode, cond, b)
-                ]
+                runs = cells.get((reg, mode, cond, b), [])
                 if runs:
-                    grid[i, j] = float(np.mean(runs))
+                    grid[i, j] = float(np.mean([r["success"] for r in runs]))
         ax.imshow(grid, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
         ax.set_xticks(range(len(behaviours)), behaviours, rotation=45, ha="right")
         ax.set_yticks(
@@ -207,12 +221,7 @@ def _plots(
         fig, axes = plt.subplots(1, len(periodic), figsize=(5 * len(periodic), 4), squeeze=False)
         for ax, b in zip(axes[0], periodic, strict=True):
             for k, (reg, mode) in enumerate(rows):
-                runs = [
-                    r
-                    for r in results
-                    if (_row(r), r["mode"], r["behaviour"]) == (reg, mode, b)
-                    and "amp_rel_mean" in r["metrics"]
-                ]
+                runs = [r for r in pooled.get((reg, mode, b), []) if "amp_rel_mean" in r["metrics"]]
                 xs = [r["metrics"]["amp_rel_mean"] for r in runs]
                 ys = [r["metrics"].get("freq_rel_mean", np.nan) for r in runs]
                 ax.scatter(xs, ys, s=14, label=f"{reg}/{mode}", color=plt.cm.tab10(k % 10))
