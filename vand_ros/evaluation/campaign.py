@@ -33,7 +33,7 @@ from vand_ros.evaluation.metrics import (
     save_references,
 )
 from vand_ros.evaluation.report import card_summary
-from vand_ros.evaluation.tuning import GRID, VALIDATION_SEED_OFFSET, choose, load_runs
+from vand_ros.evaluation.tuning import GRID, VALIDATION_SEED_OFFSET, choose
 
 
 def log(text: str) -> None:
@@ -125,10 +125,9 @@ def tuning_jobs(regularisers: Sequence[str], base: dict[str, dict[str, Any]]) ->
     ]
 
 
-def chosen_overrides(out: Path, jobs: Sequence[Job]) -> dict[str, dict[str, Any]]:
-    """{regulariser: the overrides of its chosen setting} from the stored validation runs of `jobs`."""
-    names = {job.name for job in jobs}
-    choice = choose([r for r in load_runs(out, validation=True) if r["model_name"] in names])
+def chosen_overrides(runs: Sequence[dict[str, Any]], jobs: Sequence[Job]) -> dict[str, dict[str, Any]]:
+    """{regulariser: the overrides of its chosen setting} from the validation `runs` of `jobs`."""
+    choice = choose(list(runs))
     by_variant = {job.variant: dict(job.overrides) for job in jobs}
     return {reg: by_variant[c["variant"]] for reg, c in choice.items()}
 

@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         vruns, vcards = tuning.run(jobs, args.jobs)
         write_report(vruns, vcards, refs, vcfg, out, list(VALIDATION_CONDITIONS), behaviours, validation=True)
         log(f"tune: wrote {write_tuning(vruns, out)}")
-        overrides = chosen_overrides(out, jobs)
+        overrides = chosen_overrides(vruns, jobs)
 
     jobs = [
         Job(reg, tuple(sorted(overrides[reg].items())), seed, args.validation)

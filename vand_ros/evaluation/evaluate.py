@@ -27,6 +27,7 @@ from vand_ros.evaluation.metrics import (
     reference_from_trajectories,
 )
 from vand_ros.simulation import demonstrators as D
+from vand_ros.simulation.physics import Sim
 
 
 def reference_from_bags(paths: Sequence[str | Path]) -> dict[str, BehaviourReference]:
@@ -70,11 +71,13 @@ def run_one(
     seed: int = 0,
     duration: float | None = None,
     cfg: SuccessConfig = DEFAULT_SUCCESS,
+    sim: Sim | None = None,
+    on_step: Callable[[Sim], None] | None = None,
 ) -> tuple[dict[str, Any], Trajectory]:
-    """One closed-loop run and its metrics, as a JSON-able record."""
+    """One closed-loop run and its metrics, as a JSON-able record (`sim`, `on_step`: run_closed_loop's)."""
     duration = duration or cfg.duration_factor * ref.demo_duration
     sc = C.scenario(condition, behaviour, seed, duration)
-    traj = run_closed_loop(sc, duration, model, mode, seed)
+    traj = run_closed_loop(sc, duration, model, mode, seed, sim, on_step)
     m = evaluate_trajectory(traj, ref, cfg)
     record = {
         "model": str(model) if model is not None else "demonstrator",
@@ -170,24 +173,18 @@ def render_run(
     from vand_ros.simulation.render import VideoRecorder
 
     duration = float(record["duration"])
-    sc = C.scenario(record["condition"], record["behaviour"], int(record["seed"]), duration)
-    holder: list[VideoRecorder] = []
-
-    def capture(sim: Any) -> None:
-        if not holder:
-            holder.append(
-                VideoRecorder(sim, Path(out), fps=10, width=240, height=180, start=duration - seconds)
-            )
-        holder[0].capture(sim)
-
-    traj = run_closed_loop(sc, duration, model, record["mode"], int(record["seed"]), on_step=capture)
-    m = evaluate_trajectory(traj, ref, cfg)
-    if m.success != record["success"] or sorted(m.failures) != sorted(record["failures"]):
+    sim = Sim()
+    video = VideoRecorder(sim, Path(out), fps=10, width=240, height=180, start=duration - seconds)
+    rerun, _ = run_one(
+        model, record["behaviour"], record["condition"], ref, record["mode"], int(record["seed"]),
+        duration, cfg, sim=sim, on_step=video.capture,
+    )  # fmt: skip
+    if rerun["success"] != record["success"] or sorted(rerun["failures"]) != sorted(record["failures"]):
         raise VandError(
             f"re-running {record['behaviour']}/{record['condition']}/{record['mode']} for the video gave "
-            f"{m.failures} instead of {record['failures']}: the run is not reproducible"
+            f"{rerun['failures']} instead of {record['failures']}: the run is not reproducible"
         )
-    return holder[0].save()
+    return video.save()
 
 
 def with_duration_factor(cfg: SuccessConfig, factor: float) -> SuccessConfig:
