@@ -9,7 +9,6 @@ to the controller's commands and /diagnostics.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 from vand_ros import robot
+from vand_ros.processes import stop_process
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -104,15 +104,6 @@ def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @pytest.fixture
 def system(tiny_policy: Path, ros_domain: int, tmp_path: Path) -> Iterator[tuple[Relay, Any]]:
     env = {**os.environ, "ROS_DOMAIN_ID": str(ros_domain)}
@@ -141,7 +132,7 @@ def system(tiny_policy: Path, ros_domain: int, tmp_path: Path) -> Iterator[tuple
     finally:
         relay.close()
         for p in procs.values():
-            _stop(p)
+            stop_process(p)
         logs = {p.name: p.read_text(errors="replace")[-3000:] for p in tmp_path.glob("*.log")}
         print("\n".join(f"--- {k}\n{v}" for k, v in logs.items()))
 
@@ -184,7 +175,7 @@ def test_controller_drives_the_sim_and_holds_on_faults_then_recovers(system: tup
     relay.spin_until(lambda: relay.state() == "running", 5.0, "recovery after good features")
 
     # The robot dies: the controller holds and stops the base; a new robot brings it back.
-    _stop(procs["sim"])
+    stop_process(procs["sim"])
     relay.spin_until(lambda: relay.state() == "holding", 5.0, "holding after the sim died")
     relay.spin_for(0.3)
     np.testing.assert_array_equal(relay.cmd[-1], np.zeros(3))

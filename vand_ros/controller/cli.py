@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from vand_ros import robot
 from vand_ros.errors import VandError
+from vand_ros.processes import stop_process
 
 BIN = Path(sys.executable).parent
 
@@ -154,9 +154,4 @@ def run(args: argparse.Namespace) -> int:
         # until its topics go quiet, so it must stop last to close its bag.
         order = [p for name in ("controller_node", "sim_node") for exe, p in procs if exe.endswith(name)]
         for proc in order + [p for _, p in procs if p not in order]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_process(proc)

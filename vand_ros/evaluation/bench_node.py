@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ import numpy as np
 
 from vand_ros import robot
 from vand_ros.benchmarks import report, summarise
+from vand_ros.processes import stop_process
 
 BIN = Path(sys.executable).parent
 
@@ -167,11 +169,7 @@ def loop_run(
         cpu = (_cpu_seconds(ctrl.pid) - cpu0) / (time.monotonic() - wall0)  # type: ignore[operator]
     finally:
         for proc in (ctrl, sim):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, sig=signal.SIGTERM)
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=ctx)
