@@ -47,7 +47,7 @@ def test_stepping_equals_the_sequence_forward(reg: str, cell: str) -> None:
                 actions.append(a)
         assert len(state) == (2 if cell == "lstm" else 1)
         torch.testing.assert_close(
-            torch.stack(actions, 1), policy.denormalise_act(seq.mean), rtol=0, atol=tol
+            torch.stack(actions, 1), policy.denormalise_act(seq.mean[:, :, 0]), rtol=0, atol=tol
         )
         for s, s_seq in zip(state, seq.state, strict=True):
             torch.testing.assert_close(s, s_seq, rtol=0, atol=tol)
@@ -104,7 +104,7 @@ def test_initial_scales_and_gradients() -> None:
         drawer = DrawMaker(policy.cfg, D, "train", 0)
         drawer.reset(3)
         out = policy(torch.randn(3, 10, D), policy.init_state(3), drawer.window(3, 10))
-        (policy.nll(out.mean, torch.randn(3, 10, A)).mean() + out.reg.mean()).backward()
+        (policy.nll(out.mean, torch.randn(3, 10, 1, A)).mean() + out.reg.mean()).backward()
         layer = policy.layers[0]
         assert (layer.s.grad is not None and layer.r.grad is not None) == learned
         if learned:

@@ -42,7 +42,7 @@ def _stats() -> NormStats:
 def _checkpoint(reg: str, cell: str, layers: int = 2, **kw: object) -> Checkpoint:
     cfg = TrainConfig(regulariser=reg, cell=cell, hidden_size=6, encoder_size=6, num_layers=layers, **kw)  # type: ignore[arg-type]
     torch.manual_seed(1)
-    policy = Policy(cfg, D, A, _stats())
+    policy = Policy(cfg, D, A, _stats(), joints=3)
     with torch.no_grad():  # learned scales away from their initial values, different per unit, in the
         for layer in policy.layers:  # range VAND.md reports after training (sigma 0.005-0.6)
             if cfg.is_vand:
@@ -64,7 +64,8 @@ def _away_from_thresholds(u: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def _rollout_error(ckpt: Checkpoint, path: Path, mode: str) -> float:
-    """Max |torch - ORT| over actions and states of a fed-back rollout with the same draws and a reset."""
+    """Max |torch - ORT| / (1 + |torch|) over actions and states of a fed-back rollout with the same draws
+    and a reset (relative to the size: a relative policy's fed-back joints random-walk far from 0)."""
     policy = ckpt.build_policy().eval()
     cfg = policy.cfg
     card = ModelCard.from_metadata(ort.InferenceSession(str(path)).get_modelmeta().custom_metadata_map)
@@ -78,12 +79,12 @@ def _rollout_error(ckpt: Checkpoint, path: Path, mode: str) -> float:
         thresholds = rho[None]
     rng = np.random.default_rng(0)
     state_ort = card.initial_state()
-    state_torch = policy.init_state(1)
+    state_torch = policy.init_exec_state(1)
     action = np.zeros((1, A), np.float32)
     worst = 0.0
     for t in range(STEPS):
         if t == RESET_AT:  # the node's ~/reset: zeros, new per-episode draws
-            state_ort, state_torch = card.initial_state(), policy.init_state(1)
+            state_ort, state_torch = card.initial_state(), policy.init_exec_state(1)
             sampler.reset()
         # fed back: the observation's joints follow the previous action, plus a little noise
         obs = rng.normal(size=(1, D)).astype(np.float32)
@@ -97,9 +98,8 @@ def _rollout_error(ckpt: Checkpoint, path: Path, mode: str) -> float:
         with torch.no_grad():
             tdraws = Draws(*(torch.from_numpy(draws[k]) if k in draws else None for k in ("eps", "u", "u_x")))
             act_t, state_torch = policy.step(torch.from_numpy(obs), state_torch, tdraws)
-        worst = max(worst, float(np.abs(result[0] - act_t.numpy()).max()))
-        for k, s in enumerate(state_torch):
-            worst = max(worst, float(np.abs(result[1 + k] - s.numpy()).max()))
+        for got, want in zip(result, (act_t, *state_torch), strict=True):
+            worst = max(worst, float((np.abs(got - want.numpy()) / (1 + np.abs(want.numpy()))).max()))
         action = result[0]
         state_ort = {name: result[1 + k] for k, (name, _) in enumerate(card.state)}
         assert np.isfinite(action).all()
@@ -118,6 +118,35 @@ def test_onnx_matches_torch_over_a_fed_back_rollout(reg: str, cell: str, tmp_pat
         assert _rollout_error(ckpt, path, mode) < 1e-5, mode
 
 
+ACTIONS = {
+    "relative": {"action_representation": "relative"},
+    "relative_chunk_first": {"action_representation": "relative", "action_chunk": 5},
+    "relative_chunk_ensemble": {
+        "action_representation": "relative",
+        "action_chunk": 5,
+        "chunk_execution": "ensemble",
+        "ensemble_decay": 0.3,
+    },
+    "absolute_chunk_ensemble": {"action_chunk": 4, "chunk_execution": "ensemble"},
+}
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_every_action_representation_matches_torch_over_a_fed_back_rollout(
+    action: str, cell: str, tmp_path: Path
+) -> None:
+    """Decoding (relative to the measured joints) and temporal ensembling happen inside the graph."""
+    ckpt = _checkpoint("vand", cell, **ACTIONS[action])
+    path = tmp_path / "p.onnx"
+    card = export_policy(ckpt, path)
+    assert card.action == ckpt.config.action_spec
+    if card.action.ensembles:
+        assert ("chunk", "chunk_out") in card.state
+    for mode in sorted(card.modes):
+        assert _rollout_error(ckpt, path, mode) < 1e-5, mode
+
+
 def test_dynamo_exporter_matches_too(tmp_path: Path) -> None:
     ckpt = _checkpoint("vand", "gru", layers=1)
     export_policy(ckpt, tmp_path / "d.onnx", dynamo=True)
@@ -130,7 +159,13 @@ def test_the_card_says_what_the_runtime_needs(tmp_path: Path) -> None:
     meta = ort.InferenceSession(str(tmp_path / "p.onnx")).get_modelmeta().custom_metadata_map
     raw = json.loads(meta[CARD_KEY])
     assert raw == card.raw
-    assert raw["card_format"] == 1 and raw["formulation"] == "vand_ros/1"
+    assert raw["card_format"] == 2 and raw["formulation"] == "vand_ros/1"
+    assert raw["action"] == {
+        "representation": "absolute",
+        "chunk": 1,
+        "execution": "first",
+        "ensemble_decay": 0.0,
+    }
     assert raw["package_version"] == vand_ros.__version__
     assert Layout.from_dict(raw["layout"]) == LAYOUT
     assert raw["joint_names"] == ["j0", "j1", "j2"] and raw["vocabulary"] == ["wipe", "visit"]

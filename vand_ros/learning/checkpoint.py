@@ -66,7 +66,9 @@ class Checkpoint:
         )
 
     def build_policy(self) -> Policy:
-        policy = Policy(self.config, self.layout.obs_dim, self.layout.act_dim, self.stats)
+        policy = Policy(
+            self.config, self.layout.obs_dim, self.layout.act_dim, self.stats, len(self.layout.joint_names)
+        )
         policy.load_state_dict(self.state_dict)
         return policy
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from typing import Any
 
 from vand_ros.errors import VandError
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from vand_ros.data.dataset import Dataset
+    from vand_ros.learning.diagnostics import table
     from vand_ros.learning.train import train
 
     cfg = config_from_args(args)
@@ -93,6 +95,13 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     dataset = Dataset.load(args.dataset)
     result = train(dataset, cfg, args.out, progress=not args.quiet)
+    summary = json.loads((result.run_dir / "summary.json").read_text(encoding="utf-8"))
+    print(
+        "copycat diagnostic on the validation episodes (learning.diagnostics; gain 1 = reproduces the "
+        "demonstrated offset from the measured joint, 0 = copies the joint):",
+        file=sys.stderr,
+    )
+    print(table(summary["copycat"]), file=sys.stderr)
     print(
         json.dumps(
             {

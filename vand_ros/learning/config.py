@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from vand_ros.errors import VandError
+from vand_ros.runtime.action import ActionSpec
 from vand_ros.runtime.card import EXECUTION_MODES
 
 CONFIG_VERSION = 1
@@ -61,6 +62,11 @@ class TrainConfig:
     gal_weight_decay: float = 1e-5  # the KL of Gal's variational dropout, as Adam weight decay
     # -- execution --------------------------------------------------------------------------------------
     execution_mode: str = ""  # "" = the regulariser's default (EXECUTION_MODES)
+    # -- action representation (vand_ros.runtime.action; decoded inside the ONNX graph) ------------------
+    action_representation: str = "absolute"  # "absolute" joint targets, or "relative" to the measured joints
+    action_chunk: int = 1  # K: commands predicted per tick (this one and the next K - 1)
+    chunk_execution: str = "first"  # "first" command of the newest chunk, or "ensemble" (temporal)
+    ensemble_decay: float = 0.0  # [1/tick] temporal-ensembling weight exp(-decay * age)
     # -- optimisation -----------------------------------------------------------------------------------
     seq_len: int = 64  # truncated-BPTT window [steps]; the state is carried (detached) across windows
     batch_size: int = 16  # episodes per batch
@@ -109,6 +115,7 @@ class TrainConfig:
         for name in ("gal_p_h", "gal_p_x"):
             if not 0 <= getattr(self, name) < 1:
                 raise bad(name, "a dropout probability in [0, 1)")
+        _ = self.action_spec  # validates the action fields (VandError names the bad one)
         supported, _ = EXECUTION_MODES[self.regulariser]
         if self.execution_mode and self.execution_mode not in supported:
             raise bad(
@@ -116,6 +123,12 @@ class TrainConfig:
             )
 
     # -- derived switches -------------------------------------------------------------------------------
+    @property
+    def action_spec(self) -> ActionSpec:
+        return ActionSpec(
+            self.action_representation, self.action_chunk, self.chunk_execution, self.ensemble_decay
+        )
+
     @property
     def is_vand(self) -> bool:
         return self.regulariser in VAND_FAMILY

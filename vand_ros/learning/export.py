@@ -8,8 +8,10 @@ The graph (float32, batch 1; L layers, H units, D = layout.obs_dim, A = layout.a
              u          (1, L, U)  uniform draws in [0, 1) (masks; U = H, or gates*H for untied Gal masks);
                                    a negative value selects the mask's mean
              u_x        (1, D)     only for Gal with input dropout (gal_p_x > 0)
-    outputs  action     (1, A)     raw action in layout order (de-normalised inside the graph)
-             state_out  (1, L, H)  next state (LSTM: `h_out`, `c_out`)
+             chunk      (1, K, A+1) only with temporal ensembling (card `action`): the running sums
+    outputs  action     (1, A)     absolute raw command in layout order (de-normalised and decoded from the
+                                   action representation inside the graph, vand_ros.runtime.action)
+             state_out  (1, L, H)  next state (LSTM: `h_out`, `c_out`); `chunk_out` with ensembling
 
 The state starts at zeros (and returns to zeros on a reset); feed each step's state outputs back as the
 next step's state inputs. Every graph has `eps` and `u` (a `none` model ignores them), so the runtime code
@@ -46,6 +48,7 @@ from vand_ros.errors import VandError
 from vand_ros.learning.checkpoint import Checkpoint
 from vand_ros.learning.config import TrainConfig
 from vand_ros.learning.policy import Draws, Policy
+from vand_ros.runtime.action import ENSEMBLE_STATE
 from vand_ros.runtime.card import (
     CARD_FORMAT,
     CARD_KEY,
@@ -66,7 +69,10 @@ HEALTH_THRESHOLD = 0.5  # fraction of units with sigma (rho) above this: the reg
 CONTRACT = {
     "step": "call once per control tick at control_rate; batch 1; every input and output is float32",
     "obs": "raw observation (1, D) in layout order and units; normalisation is inside the graph",
-    "action": "raw action (1, A) in layout order (joint targets [rad], then base command); de-normalised",
+    "action": (
+        "absolute raw command (1, A) in layout order (joint position targets [rad], then base velocity "
+        "command); de-normalised and decoded from the card's action representation inside the graph"
+    ),
     "state": "io.state pairs: feed each output back as the next tick's input; zeros at start and on reset",
     "draws": (
         "eps, u (and u_x) as execution.modes[mode] says: normal_per_step = fresh N(0, 1); uniform_per_step "
@@ -83,12 +89,12 @@ class StepGraph(nn.Module):
     def __init__(self, policy: Policy) -> None:
         super().__init__()
         self.policy = policy
-        self.lstm = policy.cfg.cell == "lstm"
+        self.n_state = (2 if policy.cfg.cell == "lstm" else 1) + (1 if policy.action.ensembles else 0)
         self.input_mask = policy.cfg.uses_input_mask
 
     def forward(self, obs: Tensor, *args: Tensor) -> tuple[Tensor, ...]:
-        n_state = 2 if self.lstm else 1
-        state = tuple(args[:n_state])  # (1, L, H) each
+        n_state = self.n_state
+        state = tuple(args[:n_state])  # (1, L, H) each, then the ensembling sums (1, K, A + 1)
         eps, u = args[n_state], args[n_state + 1]
         u_x = args[n_state + 2] if self.input_mask else None
         action, new_state = self.policy.step(obs, state, Draws(eps, u, u_x))  # (1, A)
@@ -100,8 +106,12 @@ def io_spec(policy: Policy) -> dict[str, Any]:
     cfg = policy.cfg
     L, H = cfg.num_layers, cfg.hidden_size
     pairs = [("h", "h_out"), ("c", "c_out")] if cfg.cell == "lstm" else [("state", "state_out")]
+    shapes = {i: [1, L, H] for i, _ in pairs}
+    if policy.action.ensembles:
+        pairs.append(ENSEMBLE_STATE)
+        shapes[ENSEMBLE_STATE[0]] = [1, policy.action.chunk, policy.act_dim + 1]
     inputs = [{"name": "obs", "shape": [1, policy.obs_dim], "dtype": "float32"}]
-    inputs += [{"name": i, "shape": [1, L, H], "dtype": "float32"} for i, _ in pairs]
+    inputs += [{"name": i, "shape": shapes[i], "dtype": "float32"} for i, _ in pairs]
     inputs += [
         {"name": "eps", "shape": [1, L, H], "dtype": "float32"},
         {"name": "u", "shape": [1, L, cfg.u_size], "dtype": "float32"},
@@ -109,11 +119,11 @@ def io_spec(policy: Policy) -> dict[str, Any]:
     if cfg.uses_input_mask:
         inputs.append({"name": "u_x", "shape": [1, policy.obs_dim], "dtype": "float32"})
     outputs = [{"name": "action", "shape": [1, policy.act_dim], "dtype": "float32"}]
-    outputs += [{"name": o, "shape": [1, L, H], "dtype": "float32"} for _, o in pairs]
+    outputs += [{"name": o, "shape": shapes[i], "dtype": "float32"} for i, o in pairs]
     return {
         "inputs": inputs,
         "outputs": outputs,
-        "state": [{"input": i, "output": o, "shape": [1, L, H], "init": "zeros"} for i, o in pairs],
+        "state": [{"input": i, "output": o, "shape": shapes[i], "init": "zeros"} for i, o in pairs],
     }
 
 
@@ -172,6 +182,7 @@ def build_card(
         "joint_names": list(layout.joint_names),
         "vocabulary": list(layout.vocabulary),
         "control_rate": ckpt.control_rate,
+        "action": policy.action.to_dict(),
         "regulariser": {
             "name": cfg.regulariser,
             "cell": cfg.cell,
@@ -200,6 +211,7 @@ def build_card(
             "best_epoch": ckpt.training.get("best_epoch"),
             "best_val_loss": ckpt.training.get("best_val_loss"),
             "val_source": ckpt.training.get("val_source"),
+            "copycat": ckpt.training.get("copycat"),
             "seed": cfg.seed,
             "config": cfg.to_dict(),
         },

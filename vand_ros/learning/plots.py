@@ -86,3 +86,32 @@ def open_loop(
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def copycat(diag: dict[str, Any], path: Path) -> None:
+    """The copycat diagnostic (learning.diagnostics): per behaviour and joint, the policy's command error
+    next to "copy the measured joint" and "repeat the last command", and the gain."""
+    plt = _pyplot()
+    groups = [k for k in diag if k != "all"] or list(diag)
+    joints = list(next(iter(diag.values())))
+    fig, axes = plt.subplots(2, len(groups), figsize=(3.2 * len(groups), 6), squeeze=False)
+    x = np.arange(len(joints))
+    for col, key in enumerate(groups):
+        ax_mse, ax_gain = axes[0, col], axes[1, col]
+        for i, (field, label) in enumerate(
+            (("policy_mse", "policy"), ("copy_mse", "copy measured"), ("previous_mse", "previous target"))
+        ):
+            ax_mse.bar(x + (i - 1) * 0.27, [diag[key][j][field] for j in joints], 0.27, label=label)
+        ax_mse.set_yscale("log")
+        ax_mse.set_title(key)
+        ax_gain.bar(x, [diag[key][j]["gain"] for j in joints])
+        ax_gain.axhline(1.0, color="k", lw=0.8)
+        for ax in (ax_mse, ax_gain):
+            ax.set_xticks(x, [j.removeprefix("arm_") for j in joints], rotation=60, fontsize=7)
+            ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].set_ylabel("MSE [rad^2]")
+    axes[1, 0].set_ylabel("gain (1 = reproduces the offset)")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

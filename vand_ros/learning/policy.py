@@ -4,11 +4,15 @@ State is explicit (robomimic/LeRobot style):
 
     state = policy.init_state(batch)                             # (h,) or (h, c), each (B, L, H), zeros
     out = policy(obs_seq, state, draws)                          # training: (B, T, D) raw observations
-    action, state = policy.step(obs, state, draws_step)          # control: (B, D) raw -> (B, A) raw
+    exec_state = policy.init_exec_state(batch)                   # state + temporal-ensembling sums, if any
+    action, exec_state = policy.step(obs, exec_state, draws)     # control: (B, D) raw -> (B, A) absolute
 
 `step` runs exactly the code of `forward` on a window of one step, so stepping T times equals the
-sequence forward (a test). The head is a Gaussian with a learned per-dimension log-std; the policy acts
-with the mean. Normalisation statistics are buffers, so they travel with the weights into the ONNX graph.
+sequence forward (a test). The head is a Gaussian with a learned log-std per chunk offset and action
+dimension; the policy acts with the mean. It predicts K = cfg.action_chunk commands per tick in the
+configured representation (vand_ros.runtime.action); `step` decodes them into absolute commands and picks
+or ensembles this tick's, exactly as the ONNX graph does. Normalisation statistics (of the observations,
+and of the targets in their representation) are buffers, so they travel with the weights into the graph.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from vand_ros.data.dataset import NormStats
+from vand_ros.learning.actions import decode, ensemble_step, ensemble_weights
 from vand_ros.learning.cells import RegularisedLayer, gal_mask
 from vand_ros.learning.config import TrainConfig
 from vand_ros.runtime.card import DrawSpec, mode_feeds
@@ -36,22 +41,30 @@ class Draws(NamedTuple):
 
 
 class PolicyOutput(NamedTuple):
-    mean: Tensor  # (B, T, A) normalised action mean
+    mean: Tensor  # (B, T, K, A) normalised action mean, in the action representation
     state: State
     reg: Tensor  # (B, T) regulariser R_t (mean over layers); zeros for none/nrnn/gal
     hidden: Tensor  # (B, T, H) last layer's output
 
 
 class Policy(nn.Module):
+    ensemble_w: Tensor  # (K,) temporal-ensembling weight per chunk offset (not saved: derived from cfg)
     obs_mean: Tensor  # (D,) buffers: normalisation statistics of the training split
     obs_std: Tensor
     act_mean: Tensor  # (A,)
     act_std: Tensor
 
-    def __init__(self, cfg: TrainConfig, obs_dim: int, act_dim: int, stats: NormStats | None = None) -> None:
+    def __init__(
+        self, cfg: TrainConfig, obs_dim: int, act_dim: int, stats: NormStats | None = None, joints: int = 0
+    ) -> None:
+        """`joints`: arm joints, the first entries of both obs and act (needed by relative actions)."""
         super().__init__()
         self.cfg = cfg
+        self.action = cfg.action_spec
+        if self.action.representation == "relative" and not 0 < joints <= min(obs_dim, act_dim):
+            raise ValueError(f"relative actions need the number of arm joints (got joints={joints})")
         self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.joints = slice(0, joints)
         for name, dim in (
             ("obs_mean", obs_dim),
             ("obs_std", obs_dim),
@@ -67,8 +80,10 @@ class Policy(nn.Module):
         self.encoder = nn.Linear(obs_dim, cfg.encoder_size)
         sizes = [cfg.encoder_size] + [cfg.hidden_size] * (cfg.num_layers - 1)
         self.layers = nn.ModuleList([RegularisedLayer(cfg, size) for size in sizes])
-        self.head = nn.Linear(cfg.hidden_size, act_dim)
-        self.log_std = nn.Parameter(torch.zeros(act_dim))
+        K = self.action.chunk
+        self.head = nn.Linear(cfg.hidden_size, K * act_dim)
+        self.log_std = nn.Parameter(torch.zeros(K, act_dim))
+        self.register_buffer("ensemble_w", ensemble_weights(self.action), persistent=False)  # (K,)
 
     # -- state ------------------------------------------------------------------------------------------
     def init_state(self, batch: int = 1, device: torch.device | str | None = None) -> State:
@@ -76,6 +91,14 @@ class Policy(nn.Module):
         shape = (batch, self.cfg.num_layers, self.cfg.hidden_size)
         n = 2 if self.cfg.cell == "lstm" else 1
         return tuple(torch.zeros(shape, device=device, dtype=self.head.weight.dtype) for _ in range(n))
+
+    def init_exec_state(self, batch: int = 1, device: torch.device | str | None = None) -> State:
+        """The state `step` carries: the recurrent state, then the ensembling sums (B, K, A + 1) if any."""
+        state = self.init_state(batch, device)
+        if not self.action.ensembles:
+            return state
+        sums = state[0].new_zeros(batch, self.action.chunk, self.act_dim + 1)
+        return (*state, sums)
 
     # -- normalisation ----------------------------------------------------------------------------------
     def normalise_obs(self, obs: Tensor) -> Tensor:
@@ -104,21 +127,30 @@ class Policy(nn.Module):
             new_state.append(s_out)
             reg = reg + r / len(self.layers)
         stacked = tuple(torch.stack([s[k] for s in new_state], dim=1) for k in range(len(state)))  # (B, L, H)
-        return PolicyOutput(self.head(x), stacked, reg, x)
+        B, T, _ = x.shape
+        mean = self.head(x).view(B, T, self.action.chunk, self.act_dim)  # (B, T, K, A)
+        return PolicyOutput(mean, stacked, reg, x)
 
     def step(self, obs: Tensor, state: State, draws: Draws) -> tuple[Tensor, State]:
-        """One control step with execution masks: obs (B, D) raw -> action (B, A) raw, next state."""
+        """One control step with execution masks: obs (B, D) raw -> absolute action (B, A) raw, next state.
+
+        `state` is `init_exec_state`'s: the recurrent state, then the ensembling sums if the spec has them."""
         window = Draws(
             draws.eps.unsqueeze(1),
             draws.u.unsqueeze(1),
             None if draws.u_x is None else draws.u_x.unsqueeze(1),
         )
-        out = self.forward(obs.unsqueeze(1), state, window, hard=True)
-        return self.denormalise_act(out.mean[:, 0]), out.state  # (B, A)
+        n_rec = 2 if self.cfg.cell == "lstm" else 1
+        out = self.forward(obs.unsqueeze(1), state[:n_rec], window, hard=True)
+        chunk = decode(self.denormalise_act(out.mean[:, 0]), obs, self.action, self.joints)  # (B, K, A)
+        if not self.action.ensembles:
+            return chunk[:, 0], out.state  # (B, A)
+        action, sums = ensemble_step(state[n_rec], chunk, self.ensemble_w)
+        return action, (*out.state, sums)
 
     def nll(self, mean: Tensor, target: Tensor) -> Tensor:
-        """Gaussian negative log-likelihood per step, mean over action dimensions: (B, T, A) -> (B, T)."""
-        log_std = self.log_std.clamp(min=self.cfg.min_log_std)
+        """Gaussian negative log-likelihood, mean over action dimensions: (B, T, K, A) -> (B, T, K)."""
+        log_std = self.log_std.clamp(min=self.cfg.min_log_std)  # (K, A)
         z = (target - mean) * torch.exp(-log_std)
         return torch.mean(0.5 * z**2 + log_std + 0.5 * math.log(2 * math.pi), dim=-1)
 

@@ -12,8 +12,9 @@ zero state in `deterministic` execution mode (eps = 0, masks at their means): th
 regulariser, and no sampling noise in the model selection. A run directory holds:
 
     checkpoint.pt   the best policy (Checkpoint)        history.json   per-epoch numbers
-    summary.json    the training summary                tb/            TensorBoard scalars
-    losses.png, sigma_rho.png, open_loop.png            plots
+    summary.json    the training summary, with the copycat diagnostic (learning.diagnostics)
+    tb/             TensorBoard scalars
+    losses.png, sigma_rho.png, open_loop.png, copycat.png                plots
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from torch import Tensor
 
 from vand_ros.data.dataset import Dataset, Episode
 from vand_ros.errors import VandError
+from vand_ros.learning.actions import chunk_targets, policy_stats
 from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
 from vand_ros.learning.config import TrainConfig
-from vand_ros.learning.policy import DrawMaker, Policy
+from vand_ros.learning.diagnostics import copycat
+from vand_ros.learning.policy import DrawMaker, Draws, Policy
 
 SMOKE_EPISODES = (4, 2)  # (train, val) episodes used by --smoke
 SMOKE_STEPS = 96  # and the first steps of each
@@ -81,10 +84,17 @@ def _masked_mean(x: Tensor, valid: Tensor) -> Tensor:
     return (x * valid).sum() / valid.sum().clamp(min=1.0)
 
 
+def targets(policy: Policy, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Normalised training targets (B, T, K, A) in the policy's representation, and their valid (B, T, K)."""
+    target, target_valid = chunk_targets(obs, act, valid, policy.action, policy.joints)
+    return policy.normalise_act(target), target_valid
+
+
 def evaluate(
     policy: Policy, episodes: list[Episode], mode: str = "deterministic", seed: int = 0, batch_size: int = 64
 ) -> dict[str, float]:
-    """Teacher-forced NLL and MSE (normalised units) over whole episodes from a zero state."""
+    """Teacher-forced NLL and MSE (normalised units, every chunk offset) over whole episodes from a zero
+    state."""
     device = policy.head.weight.device
     drawer = DrawMaker(policy.cfg, policy.obs_dim, mode, seed)
     nll_sum = mse_sum = count = 0.0
@@ -95,23 +105,32 @@ def evaluate(
             B, T = valid.shape
             drawer.reset(B)
             out = policy(obs, policy.init_state(B), drawer.window(B, T, device), hard=True)
-            target = policy.normalise_act(act)
-            nll_sum += float((policy.nll(out.mean, target) * valid).sum())
-            mse_sum += float((((out.mean - target) ** 2).mean(-1) * valid).sum())
-            count += float(valid.sum())
+            target, target_valid = targets(policy, obs, act, valid)  # (B, T, K, A), (B, T, K)
+            nll_sum += float((policy.nll(out.mean, target) * target_valid).sum())
+            mse_sum += float((((out.mean - target) ** 2).mean(-1) * target_valid).sum())
+            count += float(target_valid.sum())
     return {"nll": nll_sum / max(count, 1.0), "mse": mse_sum / max(count, 1.0)}
 
 
 def open_loop(policy: Policy, episode: Episode, mode: str, seed: int = 0) -> np.ndarray:
-    """Predicted raw actions (T, A) on the demonstrated observations, stepping the execution graph's maths."""
+    """Absolute raw commands (T, A) the policy sends on the demonstrated observations (teacher-forced),
+    stepping the execution graph's maths (decoding and ensembling included)."""
     device = policy.head.weight.device
     drawer = DrawMaker(policy.cfg, policy.obs_dim, mode, seed)
     drawer.reset(1)
     policy.eval()
+    obs = torch.from_numpy(episode.obs).to(device)  # (T, D)
+    draws = drawer.window(1, len(episode), device)
+    state = policy.init_exec_state(1)
+    actions = []
     with torch.no_grad():
-        obs = torch.from_numpy(episode.obs[None]).to(device)  # (1, T, D)
-        out = policy(obs, policy.init_state(1), drawer.window(1, len(episode), device), hard=True)
-        return policy.denormalise_act(out.mean[0]).cpu().numpy()  # (T, A)
+        for t in range(len(episode)):
+            step = Draws(
+                draws.eps[:, t], draws.u[:, t], None if draws.u_x is None else draws.u_x[:, t]
+            )  # (1, ...)
+            action, state = policy.step(obs[t : t + 1], state, step)  # (1, A)
+            actions.append(action[0])
+    return torch.stack(actions).cpu().numpy()  # (T, A)
 
 
 def _scale_stats(values: Tensor, prefix: str) -> dict[str, float]:
@@ -151,7 +170,9 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
         val_eps, val_source = train_eps, "train (the dataset has no validation episodes)"
 
     torch.manual_seed(cfg.seed)
-    policy = Policy(cfg, ds.layout.obs_dim, ds.layout.act_dim, ds.stats).to(device)
+    stats = policy_stats(ds.stats, train_eps, cfg.action_spec, ds.layout)
+    n_joints = len(ds.layout.joint_names)
+    policy = Policy(cfg, ds.layout.obs_dim, ds.layout.act_dim, stats, n_joints).to(device)
     params = [p for p in policy.parameters() if p.requires_grad]
     weight_decay = cfg.gal_weight_decay if cfg.regulariser == "gal" else 0.0
     optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=weight_decay)
@@ -182,7 +203,7 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
             for b in range(batches_per_epoch):
                 batch = [train_eps[i] for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
                 obs, act, valid = pad_batch(batch, device)  # (B, T, D), (B, T, A), (B, T)
-                target = policy.normalise_act(act)
+                target, target_valid = targets(policy, obs, act, valid)  # (B, T, K, A), (B, T, K)
                 B, T = valid.shape
                 state = policy.init_state(B)
                 drawer.reset(B)
@@ -194,7 +215,7 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
                     draws = drawer.window(B, v.shape[1], device)
                     out = policy(obs[:, sl], state, draws, hard=False)
                     beta = cfg.beta * (min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0)
-                    nll = _masked_mean(policy.nll(out.mean, target[:, sl]), v)
+                    nll = _masked_mean(policy.nll(out.mean, target[:, sl]), target_valid[:, sl])
                     reg = _masked_mean(out.reg, v)
                     loss = nll + beta * reg
                     optimiser.zero_grad(set_to_none=True)
@@ -239,7 +260,7 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
                     policy,
                     ds.layout,
                     ds.control_rate,
-                    ds.stats,
+                    stats,
                     ds.summary,
                     training={
                         "epochs": epoch,
@@ -256,8 +277,14 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
         writer.close()
         bar.close()
 
-    # The best checkpoint gets the final summary and the whole history.
+    # The best checkpoint gets the final summary, the copycat diagnostic and the whole history.
     ckpt = Checkpoint.load(run_dir / CHECKPOINT_NAME)
+    best_policy = ckpt.build_policy().to(device)
+    diag = copycat(best_policy, val_eps, list(ds.layout.joint_names))
+    with SummaryWriter(str(run_dir / "tb")) as diag_writer:
+        for key, joints in diag.items():
+            for joint, values in joints.items():
+                diag_writer.add_scalar(f"copycat_gain/{key}/{joint}", values["gain"], best[1])
     ckpt.training.update(
         epochs=len(history),
         best_epoch=best[1],
@@ -267,6 +294,7 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
         val_episodes=len(val_eps),
         optimiser_steps=step,
         device=str(device),
+        copycat=diag,
     )
     ckpt.history = history
     ckpt.save(run_dir / CHECKPOINT_NAME)
@@ -275,8 +303,8 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
         json.dumps({"regulariser": cfg.regulariser, "cell": cfg.cell, **ckpt.training}, indent=1),
         encoding="utf-8",
     )
-    best_policy = ckpt.build_policy().to(device)
     shown = val_eps[0]
+    plots.copycat(diag, run_dir / "copycat.png")
     plots.losses(history, run_dir / "losses.png")
     plots.sigma_rho(history, run_dir / "sigma_rho.png")
     plots.open_loop(

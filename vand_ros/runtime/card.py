@@ -1,15 +1,19 @@
 """The ONNX model card: what a vand_ros policy file says about itself, read and checked without torch.
 
 The card is one JSON document stored in the ONNX file's `metadata_props` under the key `vand_ros.card`
-(read it with `onnxruntime.InferenceSession(path).get_modelmeta().custom_metadata_map`). Schema, format 1:
+(read it with `onnxruntime.InferenceSession(path).get_modelmeta().custom_metadata_map`). Schema, format 2
+(format 1 is still read: it had no `action` block and meant absolute targets, one per tick):
 
-    card_format       1
+    card_format       2
     formulation       "vand_ros/1" (../shared/VAND.md)
     package_version   vand_ros.__version__ of the exporter
     layout            Layout.to_dict(): names and slices of the observation and action vectors
     joint_names       arm joints in action/observation order (= layout.joint_names)
     vocabulary        instruction words in one-hot order (= layout.vocabulary)
     control_rate      [Hz] the rate the policy was trained at; step the model at this rate
+    action            ActionSpec.to_dict() (vand_ros.runtime.action): representation ("absolute" |
+                      "relative"), chunk K, execution ("first" | "ensemble"), ensemble_decay. Decoded inside
+                      the graph: the output `action` is always the absolute command
     regulariser       name, cell ("gru"|"lstm"), hidden_size, num_layers, beta, params (the preset's knobs),
                       sigma / rho: {"per_unit": [[...] per layer], "mean", "min", "max", "frac_gt_0_5"}
                       (zeros where the regulariser has no learned noise / dropout)
@@ -40,16 +44,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from vand_ros.errors import VandError
+from vand_ros.runtime.action import ENSEMBLE_STATE, ActionSpec
 from vand_ros.runtime.layout import Layout
 
 CARD_KEY = "vand_ros.card"
-CARD_FORMAT = 1
+CARD_FORMAT = 2
+READABLE_CARD_FORMATS = (1, 2)  # 1: before the action block (absolute targets, one per tick)
 FORMULATION = "vand_ros/1"
 MEAN_U = -1.0  # a negative u selects the mean of the mask (see the module docstring)
 
@@ -167,6 +173,7 @@ class ModelCard:
     outputs: tuple[TensorSpec, ...]
     state: tuple[tuple[str, str], ...]  # (input name, output name) pairs, zeros at reset
     raw: dict[str, Any]
+    action: ActionSpec = field(default_factory=ActionSpec)
 
     # -- reading ----------------------------------------------------------------------------------------
     @classmethod
@@ -191,10 +198,10 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelCard:
-        if d.get("card_format") != CARD_FORMAT:
+        if d.get("card_format") not in READABLE_CARD_FORMATS:
             raise VandError(
-                f"model card format: expected {CARD_FORMAT}, found {d.get('card_format')!r}; "
-                "re-export the model with this version of vand_ros"
+                f"model card format: expected one of {list(READABLE_CARD_FORMATS)}, found "
+                f"{d.get('card_format')!r}; re-export the model with this version of vand_ros"
             )
         if d.get("formulation") != FORMULATION:
             raise VandError(
@@ -221,6 +228,7 @@ class ModelCard:
                 outputs=tuple(TensorSpec.from_dict(x) for x in io["outputs"]),
                 state=tuple((str(s["input"]), str(s["output"])) for s in io["state"]),
                 raw=d,
+                action=ActionSpec.from_dict(d["action"]) if d["card_format"] >= 2 else ActionSpec(),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise VandError(
@@ -256,6 +264,15 @@ class ModelCard:
         for i, o in self.state:
             if i not in ins or o not in outs or ins[i].shape != outs[o].shape:
                 problems.append(f"state pair {i} -> {o} is not an input/output pair of equal shape")
+        if self.action.ensembles:
+            sums = ins.get(ENSEMBLE_STATE[0])
+            expected = (1, self.action.chunk, A + 1)
+            if ENSEMBLE_STATE not in self.state or sums is None or sums.shape != expected:
+                found = sums.shape if sums is not None else "missing"
+                problems.append(
+                    f"temporal ensembling needs the state pair {ENSEMBLE_STATE} of shape {expected}, "
+                    f"found {found}"
+                )
         for mode, feeds in self.modes.items():
             missing = {n for n in ins if n not in {"obs"} | {i for i, _ in self.state}} - set(feeds)
             if missing:

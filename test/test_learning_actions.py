@@ -1,0 +1,137 @@
+"""The action representation (runtime.action, learning.actions) and the copycat diagnostic, as pure maths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vand_ros.data.dataset import Episode, NormStats
+from vand_ros.errors import VandError
+from vand_ros.learning.actions import chunk_targets, decode, ensemble_step, ensemble_weights, policy_stats
+from vand_ros.learning.config import TrainConfig
+from vand_ros.learning.diagnostics import copycat, teacher_forced_commands
+from vand_ros.learning.policy import DrawMaker, Draws, Policy
+from vand_ros.runtime.action import ActionSpec
+from vand_ros.runtime.layout import Layout
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+LAYOUT = Layout(("j0", "j1"), ("vx",), ("f",), ("a", "b"))  # obs: j0 j1 vx f a b; act: j0 j1 vx
+JOINTS = slice(0, 2)
+
+
+def test_chunk_targets_are_future_commands_relative_to_this_ticks_measurement() -> None:
+    T = 6
+    act = torch.arange(T * 3, dtype=torch.float32).view(1, T, 3)  # act[t] = (3t, 3t + 1, 3t + 2)
+    obs = torch.zeros(1, T, 6)
+    obs[0, :, :2] = torch.tensor([[10.0 * t, -10.0 * t] for t in range(T)])
+    valid = torch.tensor([[1, 1, 1, 1, 1, 0]], dtype=torch.float32)  # the last tick is padding
+    target, tvalid = chunk_targets(obs, act, valid, ActionSpec("relative", chunk=3), JOINTS)
+    assert target.shape == (1, T, 3, 3) and tvalid.shape == (1, T, 3)
+    for t in range(T):
+        for j in range(3):
+            k = min(t + j, T - 1)
+            want = act[0, k] - torch.tensor([10.0 * t, -10.0 * t, 0.0])  # base command stays absolute
+            torch.testing.assert_close(target[0, t, j], want)
+            assert tvalid[0, t, j] == (1.0 if t + j < 5 else 0.0)
+    absolute, _ = chunk_targets(obs, act, valid, ActionSpec("absolute", chunk=1), JOINTS)
+    torch.testing.assert_close(absolute[:, :, 0], act)
+
+
+def test_decoding_inverts_the_relative_targets() -> None:
+    obs = torch.randn(4, 6)
+    chunk = torch.randn(4, 3, 3)
+    absolute = decode(chunk, obs, ActionSpec("relative", chunk=3), JOINTS)
+    torch.testing.assert_close(absolute[..., :2] - obs[:, None, :2], chunk[..., :2])
+    torch.testing.assert_close(absolute[..., 2], chunk[..., 2])
+    assert decode(chunk, obs, ActionSpec(), JOINTS) is chunk
+
+
+def test_temporal_ensembling_is_the_weighted_mean_of_every_prediction_for_this_tick() -> None:
+    spec = ActionSpec("absolute", chunk=3, execution="ensemble", ensemble_decay=0.5)
+    w = ensemble_weights(spec)
+    torch.testing.assert_close(w, torch.tensor([1.0, np.exp(-0.5), np.exp(-1.0)], dtype=torch.float32))
+    chunks = torch.randn(8, 1, 3, 2)  # a chunk per tick
+    sums = torch.zeros(1, 3, 3)
+    for t in range(8):
+        action, sums = ensemble_step(sums, chunks[t], w)
+        ages = range(min(3, t + 1))  # the prediction for tick t made `age` ticks ago
+        want = sum(w[a] * chunks[t - a, 0, a] for a in ages) / sum(w[a] for a in ages)
+        torch.testing.assert_close(action[0], want)
+
+
+def test_a_bad_action_spec_is_refused_with_the_field_named() -> None:
+    with pytest.raises(VandError, match="representation 'delta'"):
+        TrainConfig(action_representation="delta")
+    with pytest.raises(VandError, match="chunk 0"):
+        TrainConfig(action_chunk=0)
+    with pytest.raises(VandError, match="unknown fields"):
+        ActionSpec.from_dict({"representation": "absolute", "horizon": 3})
+    assert ActionSpec.from_dict(ActionSpec("relative", 4, "ensemble", 0.2).to_dict()) == ActionSpec(
+        "relative", 4, "ensemble", 0.2
+    )
+
+
+def _episode(steps: int = 40, seed: int = 0) -> Episode:
+    rng = np.random.default_rng(seed)
+    T = steps
+    q = np.cumsum(rng.normal(0, 0.05, (T + 1, 2)), axis=0).astype(np.float32)
+    obs = np.concatenate([q[:-1], rng.normal(size=(T, 2)), np.tile([1.0, 0.0], (T, 1))], 1).astype(np.float32)
+    act = np.concatenate([q[1:], rng.normal(size=(T, 1))], 1).astype(np.float32)  # target = next joint
+    return Episode(obs, act, "a", f"synthetic#{seed}")
+
+
+def test_relative_statistics_are_those_of_the_offsets() -> None:
+    eps = [_episode(seed=s) for s in range(3)]
+    base = NormStats.from_episodes(eps)
+    assert policy_stats(base, eps, ActionSpec(), LAYOUT) is base
+    rel = policy_stats(base, eps, ActionSpec("relative"), LAYOUT)
+    offsets = np.concatenate([e.act[:, :2] - e.obs[:, :2] for e in eps])
+    np.testing.assert_allclose(rel.act_mean[:2], offsets.mean(0), atol=1e-6)
+    np.testing.assert_allclose(rel.act_std[:2], np.maximum(offsets.std(0), 0.005), rtol=1e-5)
+    np.testing.assert_array_equal(rel.obs_mean, base.obs_mean)
+
+
+@pytest.mark.parametrize("execution", ["first", "ensemble"])
+def test_teacher_forced_commands_equal_stepping_the_execution_graph(execution: str) -> None:
+    cfg = TrainConfig(
+        regulariser="vand", hidden_size=8, encoder_size=8, action_representation="relative",
+        action_chunk=4, chunk_execution=execution, ensemble_decay=0.2,
+    )  # fmt: skip
+    ep = _episode()
+    torch.manual_seed(0)
+    policy = Policy(cfg, LAYOUT.obs_dim, LAYOUT.act_dim, NormStats.from_episodes([ep]), joints=2).eval()
+    fast = teacher_forced_commands(policy, ep)
+    draws = DrawMaker(cfg, LAYOUT.obs_dim, "deterministic", 0)
+    draws.reset(1)
+    window = draws.window(1, len(ep))
+    state, stepped = policy.init_exec_state(1), []
+    with torch.no_grad():
+        for t in range(len(ep)):
+            action, state = policy.step(
+                torch.from_numpy(ep.obs[t : t + 1]), state, Draws(window.eps[:, t], window.u[:, t])
+            )
+            stepped.append(action[0].numpy())
+    np.testing.assert_allclose(fast, np.array(stepped), atol=1e-5)
+
+
+class _Copier(Policy):
+    """A policy whose command is exactly the measured joints (the copycat), for the diagnostic's test."""
+
+    def forward(self, obs, state, draws, hard=False):  # type: ignore[no-untyped-def]
+        out = super().forward(obs, state, draws, hard)
+        zero = self.normalise_act(torch.zeros_like(out.mean))  # relative 0 = copy the measured joint
+        return out._replace(mean=zero)
+
+
+def test_copycat_diagnostic_scores_a_copier_at_gain_zero_and_copy_error() -> None:
+    cfg = TrainConfig(regulariser="none", hidden_size=4, encoder_size=4, action_representation="relative")
+    eps = [_episode(seed=s) for s in range(2)]
+    stats = policy_stats(NormStats.from_episodes(eps), eps, cfg.action_spec, LAYOUT)
+    diag = copycat(_Copier(cfg, LAYOUT.obs_dim, LAYOUT.act_dim, stats, joints=2), eps, ["j0", "j1"])
+    assert set(diag) == {"a", "all"}
+    for v in diag["all"].values():
+        assert abs(v["gain"]) < 1e-5
+        assert v["policy_mse"] == pytest.approx(v["copy_mse"], rel=1e-5)
+        assert v["previous_mse"] > 0

@@ -1,0 +1,110 @@
+"""Training targets in the policy's action representation (vand_ros.runtime.action), and their statistics.
+
+The dataset stores what was commanded, raw: act (T, A) = [joint targets [rad], base command]. The policy
+is trained on, per tick t and chunk offset j in 0..K-1,
+
+    target[t, j] = act[t + j] - [q_t, 0]     (relative; q_t = the measured joints, obs[t, joints])
+    target[t, j] = act[t + j]                (absolute)
+
+and target[t, j] counts in the loss only where tick t + j exists in the episode (`valid`). Building the
+targets for the whole padded batch before it is cut into BPTT windows lets a window's last ticks see the
+commands after the window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vand_ros.data.dataset import STD_FLOOR, Episode, NormStats
+from vand_ros.runtime.action import ActionSpec
+from vand_ros.runtime.layout import Layout
+
+# Floor of the std of relative joint targets [rad]. They are about one tick of motion (0.01-0.05 rad at
+# 20 Hz), so the observations' floor (STD_FLOOR, 0.05) would squash them; this one only guards against a
+# joint that never moves in the demonstrations.
+RELATIVE_STD_FLOOR = 0.005
+
+
+def chunk_targets(
+    obs: Tensor, act: Tensor, valid: Tensor, spec: ActionSpec, joints: slice
+) -> tuple[Tensor, Tensor]:
+    """obs (B, T, D), act (B, T, A) raw, valid (B, T) -> targets (B, T, K, A) raw, valid (B, T, K)."""
+    T = act.shape[1]
+    K = spec.chunk
+    index = (
+        torch.arange(T, device=act.device)[:, None] + torch.arange(K, device=act.device)[None, :]
+    )  # (T, K)
+    inside = index < T
+    index = index.clamp(max=T - 1)
+    target = act[:, index]  # (B, T, K, A)
+    target_valid = valid[:, index] * inside.to(valid.dtype)  # (B, T, K)
+    if spec.representation == "relative":
+        offset = torch.zeros_like(act)  # (B, T, A)
+        offset[..., joints] = obs[..., joints]
+        target = target - offset[:, :, None, :]
+    return target, target_valid
+
+
+def episode_targets(episode: Episode, spec: ActionSpec, joints: slice) -> tuple[np.ndarray, np.ndarray]:
+    """One episode's targets (T, K, A) raw and valid (T, K), as `chunk_targets` builds them."""
+    obs = torch.from_numpy(episode.obs[None])
+    act = torch.from_numpy(episode.act[None])
+    valid = torch.ones(1, len(episode))
+    target, target_valid = chunk_targets(obs, act, valid, spec, joints)
+    return target[0].numpy(), target_valid[0].numpy()
+
+
+def policy_stats(
+    dataset_stats: NormStats, episodes: list[Episode], spec: ActionSpec, layout: Layout
+) -> NormStats:
+    """The normalisation of the policy: the dataset's for observations, the targets' own for actions.
+
+    Absolute targets keep the dataset's action statistics (exactly what earlier versions trained with);
+    relative targets get the mean and std of target - measured over every valid (tick, offset), with
+    RELATIVE_STD_FLOOR on the joints and the dataset's floor on the base command.
+    """
+    if spec.representation == "absolute":
+        return dataset_stats
+    joints = layout.act_slices["joints"]
+    rows = []
+    for ep in episodes:
+        target, target_valid = episode_targets(ep, spec, joints)
+        rows.append(target[target_valid > 0])  # (N, A)
+    values = np.concatenate(rows).astype(np.float64)
+    floor = np.full(layout.act_dim, STD_FLOOR)
+    floor[joints] = RELATIVE_STD_FLOOR
+    return NormStats(
+        obs_mean=dataset_stats.obs_mean,
+        obs_std=dataset_stats.obs_std,
+        act_mean=values.mean(0).astype(np.float32),
+        act_std=np.maximum(values.std(0), floor).astype(np.float32),
+    )
+
+
+def decode(chunk: Tensor, obs: Tensor, spec: ActionSpec, joints: slice) -> Tensor:
+    """Raw chunk (B, K, A) in the representation + raw obs (B, D) -> absolute commands (B, K, A)."""
+    if spec.representation == "absolute":
+        return chunk
+    offset = torch.zeros_like(chunk[:, 0])  # (B, A)
+    offset[:, joints] = obs[:, joints]
+    return chunk + offset[:, None, :]
+
+
+def ensemble_weights(spec: ActionSpec, device: torch.device | str | None = None) -> Tensor:
+    """(K,) weight of a prediction made for `offset` ticks ahead: exp(-decay * age), age = offset at use."""
+    return torch.exp(-spec.ensemble_decay * torch.arange(spec.chunk, dtype=torch.float32, device=device))
+
+
+def ensemble_step(sums: Tensor, chunk: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Temporal ensembling, one tick. sums (B, K, A + 1): weighted sums of the commands for this tick and
+    the next K - 1, and their weight in the last column; chunk (B, K, A) absolute; weights (K,).
+    Returns the command for this tick (B, A) and the sums shifted one tick on (B, K, A + 1)."""
+    weighted = torch.cat(
+        [chunk * weights[None, :, None], weights[None, :, None].expand(chunk.shape[0], -1, 1)], -1
+    )
+    total = sums + weighted  # (B, K, A + 1)
+    action = total[:, 0, :-1] / total[:, 0, -1:]  # (B, A); weight >= weights[0] = 1
+    shifted = torch.cat([total[:, 1:], torch.zeros_like(total[:, :1])], dim=1)  # (B, K, A + 1)
+    return action, shifted

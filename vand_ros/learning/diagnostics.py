@@ -1,0 +1,102 @@
+"""The copycat diagnostic: does the policy predict where the demonstrator was going, or copy where it is?
+
+With 20 Hz joint targets the commanded target is the measured joint plus about one tick of motion, so
+"copy the measured joint" is already a good predictor and a network can learn little more than that
+(copycat / causal confusion in behaviour cloning: de Haan et al. 2019, Wen et al. 2020). Then the motion
+dies out in closed loop. Per behaviour and arm joint, on held-out episodes (teacher-forced: the policy sees
+the demonstrated observations and sends the commands its execution graph would send):
+
+    policy_mse    mean (command - demonstrated target)^2                          [rad^2]
+    copy_mse      mean (measured joint - demonstrated target)^2: "copy the measured joint"
+    previous_mse  mean (previous demonstrated target - target)^2: "repeat the last command"
+    gain          least-squares slope of (command - measured) on (target - measured): 1 = the policy
+                  reproduces the demonstrated offset from the measured joint, 0 = it copies the joint
+
+A policy that learned the motion has policy_mse well below copy_mse and a gain near 1. The diagnostic is
+printed at the end of `vand-ros train`, written to summary.json, TensorBoard and copycat.png, and carried
+on the model card (training.copycat).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from vand_ros.data.dataset import Episode
+from vand_ros.learning.actions import decode
+from vand_ros.learning.policy import DrawMaker, Policy
+
+
+def teacher_forced_commands(
+    policy: Policy, episode: Episode, mode: str = "deterministic", seed: int = 0
+) -> np.ndarray:
+    """Absolute commands (T, A) the execution graph sends on the demonstrated observations.
+
+    Runs the sequence forward once and applies the graph's decoding and ensembling to the whole sequence
+    (equal to stepping `policy.step`, which a test checks, and far faster)."""
+    device = policy.head.weight.device
+    drawer = DrawMaker(policy.cfg, policy.obs_dim, mode, seed)
+    drawer.reset(1)
+    policy.eval()
+    with torch.no_grad():
+        obs = torch.from_numpy(episode.obs).to(device)  # (T, D)
+        out = policy(obs[None], policy.init_state(1), drawer.window(1, len(episode), device), hard=True)
+        chunks = decode(policy.denormalise_act(out.mean[0]), obs, policy.action, policy.joints)  # (T, K, A)
+        chunks_np = chunks.cpu().numpy().astype(np.float64)
+    if not policy.action.ensembles:
+        return chunks_np[:, 0]
+    T, K, _ = chunks_np.shape
+    weights = policy.ensemble_w.cpu().numpy().astype(np.float64)  # (K,)
+    commands = np.zeros_like(chunks_np[:, 0])
+    for t in range(T):
+        ages = np.arange(min(K, t + 1))  # predictions for tick t made at t - age, age < K
+        w = weights[ages]
+        commands[t] = (w[:, None] * chunks_np[t - ages, ages]).sum(0) / w.sum()
+    return commands
+
+
+def copycat(
+    policy: Policy, episodes: list[Episode], joint_names: list[str], mode: str = "deterministic"
+) -> dict[str, Any]:
+    """{behaviour or "all": {joint: {policy_mse, copy_mse, previous_mse, gain}}} over `episodes`."""
+    n = len(joint_names)
+    rows: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(list)
+    for ep in episodes:
+        command = teacher_forced_commands(policy, ep, mode)[1:, :n]  # (T-1, J): from the second tick on,
+        target = ep.act[1:, :n].astype(np.float64)  # so that every tick has a previous target
+        measured = ep.obs[1:, :n].astype(np.float64)
+        previous = ep.act[:-1, :n].astype(np.float64)
+        for key in (ep.behaviour, "all"):
+            rows[key].append((command, target, measured, previous))
+    out: dict[str, Any] = {}
+    for key, parts in sorted(rows.items()):
+        command, target, measured, previous = (np.concatenate(p) for p in zip(*parts, strict=True))
+        offset, predicted = target - measured, command - measured  # (N, J)
+        denominator = np.maximum((offset**2).sum(0), 1e-12)
+        out[key] = {
+            name: {
+                "policy_mse": float(((command - target) ** 2)[:, j].mean()),
+                "copy_mse": float((offset**2)[:, j].mean()),
+                "previous_mse": float(((previous - target) ** 2)[:, j].mean()),
+                "gain": float((offset * predicted)[:, j].sum() / denominator[j]),
+            }
+            for j, name in enumerate(joint_names)
+        }
+    return out
+
+
+def table(diag: dict[str, Any]) -> str:
+    """A short text table: one line per (behaviour, joint)."""
+    lines = [
+        f"{'behaviour':<10} {'joint':<18} {'policy':>9} {'copy':>9} {'previous':>9} {'gain':>6}  [MSE rad^2]"
+    ]
+    for key, joints in diag.items():
+        for name, v in joints.items():
+            lines.append(
+                f"{key:<10} {name:<18} {v['policy_mse']:9.2e} {v['copy_mse']:9.2e} "
+                f"{v['previous_mse']:9.2e} {v['gain']:6.2f}"
+            )
+    return "\n".join(lines)
