@@ -14,6 +14,7 @@ from vand_ros.evaluation.closed_loop import Trajectory, run_closed_loop
 from vand_ros.evaluation.evaluate import run_one
 from vand_ros.evaluation.metrics import BehaviourReference, reference_from_trajectories
 from vand_ros.simulation import demonstrators as D
+from vand_ros.simulation.behaviours import ARM_START_RANGE, BEHAVIOURS, spec
 
 SEED = 0
 
@@ -69,11 +70,12 @@ def test_perturbed_start_is_outside_the_demonstrated_range() -> None:
     for behaviour in robot.BEHAVIOURS:
         for seed in range(5):
             demo = D.make(behaviour, D.episode_rng(seed, 0, behaviour))  # demonstrations draw inside
-            ranges = C.START_RANGES[behaviour]
+            ranges = spec(behaviour).start_base
             assert all(lo <= v <= hi for v, (lo, hi) in zip(demo.start_base, ranges, strict=True))
             sc = C.scenario("perturbed", behaviour, seed, 60.0)
             assert all(not lo <= v <= hi for v, (lo, hi) in zip(sc.start_base, ranges, strict=True))
-            assert np.all(np.abs(sc.start_arm - D.HOME) > C.ARM_START_RANGE + 0.05)
+            assert np.all(np.abs(sc.start_arm - D.HOME) > ARM_START_RANGE + 0.05)
+            assert np.all(np.abs(demo.start_arm - D.HOME) <= ARM_START_RANGE)
 
 
 def test_noise_drops_features_and_the_controller_holds(tmp_path: Path) -> None:
@@ -97,3 +99,12 @@ def test_switch_changes_the_instruction_mid_run() -> None:
     )
     with pytest.raises(Exception, match="not defined"):
         C.scenario("switch", "wipe", SEED, 30.0)
+
+
+def test_the_behaviour_table_covers_the_instruction_vocabulary_in_order() -> None:
+    assert tuple(BEHAVIOURS) == robot.BEHAVIOURS
+    for b in BEHAVIOURS.values():
+        assert (b.motion in ("stroke", "loop")) == b.periodic and bool(b.order) != b.periodic
+        assert not b.switch_from or b.switch_from in BEHAVIOURS
+        demo = D.make(b.name, D.episode_rng(0, 0, b.name))
+        assert b.duration[0] <= demo.duration <= b.duration[1]

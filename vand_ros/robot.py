@@ -41,10 +41,9 @@ FEATURE_ENTITIES: tuple[str, ...] = ("station_a", "station_b", "station_c", "tab
 FEATURE_FIELDS: tuple[str, ...] = ("x", "y", "z", "visible")
 FEATURE_SIZE = len(FEATURE_ENTITIES) * len(FEATURE_FIELDS)
 
-# Instructed behaviours: two periodic, two sequential.
+# Instructed behaviours, the instruction vocabulary. What each one is (kind, start ranges, what is measured)
+# is defined once in vand_ros.simulation.behaviours.
 BEHAVIOURS: tuple[str, ...] = ("wipe", "patrol", "visit_abc", "visit_cba")
-PERIODIC_BEHAVIOURS: tuple[str, ...] = ("wipe", "patrol")
-SEQUENTIAL_BEHAVIOURS: tuple[str, ...] = ("visit_abc", "visit_cba")
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,11 @@ Each condition is deterministic given (behaviour, seed): the start state, push t
 sensor noise and dropped messages all come from generators seeded from them. The conditions, as
 VAND.md's "The claim to test" asks, each reported on its own:
 
-- clean      start state drawn like a demonstration's (the demonstrators' documented ranges, with a seed
-             stream the demonstration bags do not use: `EVAL_SEED_OFFSET`).
+- clean      start state drawn like a demonstration's (the behaviour's `BehaviourSpec` ranges, with a
+             seed stream the demonstration bags do not use: `EVAL_SEED_OFFSET`).
 - perturbed  start outside the demonstrated range: every arm joint home +- 0.25..0.40 rad (demonstrated
-             +- 0.15), and each base coordinate 10..50 % of its demonstrated range's width beyond the
-             range, on a random side (`START_RANGES` below mirrors the demonstrators' docstring; a test
-             checks that the demonstrators draw inside it).
+             +- ARM_START_RANGE, 0.15), and each base coordinate 10..50 % of its demonstrated range's
+             width beyond the range (`BehaviourSpec.start_base`), on a random side.
 - push       the base is displaced by 0.15 m in a random direction and turned by +-0.2 rad, and the arm
              joints are displaced by +-0.2 rad, at 30 % and 60 % of the run (the simulation moves the
              robot; nothing is commanded). Sequential behaviours get one more push at 6 s, mid-task.
@@ -18,11 +17,9 @@ VAND.md's "The claim to test" asks, each reported on its own:
              a burst of 6 consecutive dropped feature messages (0.4 s > the controller's 0.3 s max
              age: the controller holds for a moment and must resume).
 - switch     the run starts with another instruction and switches, 20 % into the run (at least 5 s),
-             to the measured behaviour; metrics count from the switch. Pairs (`SWITCH_FROM`):
-             visit_cba -> visit_abc, visit_abc -> visit_cba, visit_abc -> patrol (from standing after
-             the visits). Not wipe -> patrol: patrol's loop starts tangentially and from the wiping pose
-             heads into the table. Not defined for wipe: no demonstrated behaviour leaves the robot parked
-             at the table, so a wipe row has no switch entry.
+             to the measured behaviour; metrics count from the switch. The first instruction is the
+             behaviour's `BehaviourSpec.switch_from` (visit_cba -> visit_abc, visit_abc -> visit_cba,
+             visit_abc -> patrol from standing after the visits); not defined for wipe (the spec says why).
 """
 
 from __future__ import annotations
@@ -35,22 +32,14 @@ import numpy as np
 from vand_ros import robot
 from vand_ros.errors import VandError
 from vand_ros.simulation import demonstrators as D
+from vand_ros.simulation.behaviours import spec
 
 CONDITIONS: tuple[str, ...] = ("clean", "perturbed", "push", "noise", "switch")
 EVAL_SEED_OFFSET = 100_000  # evaluation starts use seeds the demonstration bags (seed < 1e5) do not
 
-# Demonstrated start ranges (vand_ros.simulation.demonstrators docstring): base (x, y, yaw), arm offset.
-START_RANGES: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = {
-    "wipe": ((1.15, 1.30), (-0.15, 0.15), (-0.10, 0.10)),
-    "patrol": ((-0.3, 0.3), (-0.5, -0.2), (-0.3, 0.3)),
-    "visit_abc": ((-0.3, 0.3), (-0.3, 0.3), (-0.5, 0.5)),
-    "visit_cba": ((-0.3, 0.3), (-0.3, 0.3), (-0.5, 0.5)),
-}
-ARM_START_RANGE = 0.15  # [rad] demonstrated: home +- this per joint
 PERTURBED_ARM = (0.25, 0.40)  # [rad] perturbed: home +- this per joint
 PERTURBED_BASE = (0.1, 0.5)  # beyond the range, in units of the range's width
 
-SWITCH_FROM: dict[str, str] = {"visit_abc": "visit_cba", "visit_cba": "visit_abc", "patrol": "visit_abc"}
 SWITCH_FRACTION = 0.2
 SWITCH_MIN = 5.0  # [s]
 
@@ -100,7 +89,7 @@ class Scenario:
 
 def applies(condition: str, behaviour: str) -> bool:
     """Whether `condition` is defined for `behaviour` (only `switch` is not defined for every one)."""
-    return condition != "switch" or behaviour in SWITCH_FROM
+    return condition != "switch" or bool(spec(behaviour).switch_from)
 
 
 def _outside(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -116,9 +105,11 @@ def scenario(condition: str, behaviour: str, seed: int, duration: float) -> Scen
     if behaviour not in robot.BEHAVIOURS:
         raise VandError(f"unknown behaviour {behaviour!r}; expected one of {list(robot.BEHAVIOURS)}")
     if not applies(condition, behaviour):
-        raise VandError(f"condition {condition!r} is not defined for {behaviour!r} (see SWITCH_FROM)")
+        raise VandError(
+            f"condition {condition!r} is not defined for {behaviour!r} (see BehaviourSpec.switch_from)"
+        )
     eval_seed = EVAL_SEED_OFFSET + seed
-    first = SWITCH_FROM[behaviour] if condition == "switch" else behaviour
+    first = spec(behaviour).switch_from if condition == "switch" else behaviour
     demo = D.make(first, D.episode_rng(eval_seed, 0, first))
     rng = np.random.default_rng([eval_seed, CONDITIONS.index(condition), robot.BEHAVIOURS.index(behaviour)])
     base = tuple(float(v) for v in demo.start_base)
@@ -127,8 +118,7 @@ def scenario(condition: str, behaviour: str, seed: int, duration: float) -> Scen
     pushes: tuple[Push, ...] = ()
     notes: dict[str, object] = {}
     if condition == "perturbed":
-        ranges = START_RANGES[behaviour]
-        base = tuple(_outside(rng, lo, hi) for lo, hi in ranges)
+        base = tuple(_outside(rng, lo, hi) for lo, hi in spec(behaviour).start_base)
         sign = rng.choice([-1.0, 1.0], size=arm.shape)
         arm = D.HOME + sign * rng.uniform(*PERTURBED_ARM, size=arm.shape)
         lower = np.array([j.lower for j in robot.ARM_JOINTS])
@@ -137,7 +127,7 @@ def scenario(condition: str, behaviour: str, seed: int, duration: float) -> Scen
         notes["start"] = "outside the demonstrated range"
     elif condition == "push":
         times = [f * duration for f in PUSH_FRACTIONS]
-        if behaviour in robot.SEQUENTIAL_BEHAVIOURS and duration > 2 * PUSH_EARLY_SEQUENTIAL:
+        if not spec(behaviour).periodic and duration > 2 * PUSH_EARLY_SEQUENTIAL:
             times = [PUSH_EARLY_SEQUENTIAL, *times]
         out = []
         for t in times:

@@ -56,15 +56,9 @@ import numpy.typing as npt
 from vand_ros import robot
 from vand_ros.errors import VandError
 from vand_ros.simulation import model as M
+from vand_ros.simulation.behaviours import BEHAVIOURS, spec
 
 FloatArray = npt.NDArray[np.float64]
-
-PERIODIC_KIND = {"wipe": "stroke", "patrol": "loop"}
-SEQUENTIAL_ORDER = {
-    "visit_abc": ("station_a", "station_b", "station_c"),
-    "visit_cba": ("station_c", "station_b", "station_a"),
-}
-DEMO_SETTLE = {"wipe": 2.5, "patrol": 2.0}  # [s] demonstrations are measured from here (approach done)
 
 
 @dataclass(frozen=True)
@@ -121,7 +115,7 @@ class BehaviourReference:
 
     @property
     def periodic(self) -> bool:
-        return self.behaviour in PERIODIC_KIND
+        return spec(self.behaviour).periodic
 
     @property
     def amp_mid(self) -> float:
@@ -251,7 +245,7 @@ def hold_intervals(t: FloatArray, holding: npt.NDArray[np.bool_], after: float) 
 
 def moving_point(behaviour: str, base: FloatArray, ee: FloatArray) -> FloatArray:
     """The world-plane point whose motion is the behaviour: the end effector (wipe) or the base (patrol)."""
-    return ee[:, :2] if behaviour == "wipe" else base[:, :2]
+    return spec(behaviour).moving_point(base, ee)
 
 
 def touches(
@@ -318,7 +312,7 @@ def periodic_metrics(
     holding: npt.NDArray[np.bool_] | None = None,
 ) -> RunMetrics:
     """Sliding-window amplitude, frequency, drift, dying out, divergence and shake (module docstring)."""
-    kind = PERIODIC_KIND[behaviour]
+    kind = spec(behaviour).motion
     values: dict[str, Any] = {}
     failures: list[str] = []
     if not _finite(base, ee):
@@ -402,7 +396,7 @@ def sequential_metrics(
     holding: npt.NDArray[np.bool_] | None = None,
 ) -> RunMetrics:
     """Stations in the instructed order, then stop and stay stopped; time to complete (module docstring)."""
-    order = SEQUENTIAL_ORDER[behaviour]
+    order = spec(behaviour).order
     if not _finite(base, ee, joints):
         return RunMetrics(behaviour, False, ["divergence"], {"reason": "non-finite state"})
     sel = t >= measure_from
@@ -462,14 +456,14 @@ def evaluate_trajectory(
     behaviour = traj.meta["behaviour"]
     start = float(traj.meta.get("measure_from", 0.0))
     pushes = [float(p) for p in traj.meta.get("pushes", [])]
-    if behaviour in PERIODIC_KIND:
+    if behaviour not in BEHAVIOURS:
+        raise VandError(f"no metrics for behaviour {behaviour!r}; expected one of {list(robot.BEHAVIOURS)}")
+    if spec(behaviour).periodic:
         out = periodic_metrics(behaviour, traj.t, traj.base, traj.ee, ref, cfg, start, pushes, traj.holding)
-    elif behaviour in SEQUENTIAL_ORDER:
+    else:
         out = sequential_metrics(
             behaviour, traj.t, traj.base, traj.joints, traj.ee, ref, cfg, start, pushes, traj.holding
         )
-    else:
-        raise VandError(f"no metrics for behaviour {behaviour!r}; expected one of {list(robot.BEHAVIOURS)}")
     out.values["hold_fraction"] = float(np.mean(traj.holding)) if len(traj.holding) else 0.0
     return out
 
@@ -482,13 +476,12 @@ def reference_from_trajectories(trajs: Sequence[Any]) -> dict[str, BehaviourRefe
     refs: dict[str, BehaviourReference] = {}
     for behaviour, group in sorted(by.items()):
         durations = [float(tr.t[-1] - tr.t[0]) for tr in group]
-        if behaviour in PERIODIC_KIND:
+        b = spec(behaviour)
+        if b.periodic:
             amps, freqs, shakes = [], [], []
             for tr in group:
-                m = tr.t >= DEMO_SETTLE[behaviour]
-                w = measure_window(
-                    PERIODIC_KIND[behaviour], tr.t[m], moving_point(behaviour, tr.base, tr.ee)[m], tr.ee[m]
-                )
+                m = tr.t >= b.settle
+                w = measure_window(b.motion, tr.t[m], b.moving_point(tr.base, tr.ee)[m], tr.ee[m])
                 amps.append(w.amplitude)
                 freqs.append(w.frequency)
                 shakes.append(w.shake)
@@ -500,21 +493,21 @@ def reference_from_trajectories(trajs: Sequence[Any]) -> dict[str, BehaviourRefe
                 (min(freqs), max(freqs)),
                 float(np.median(shakes)),
             )
-        elif behaviour in SEQUENTIAL_ORDER:
+        else:
             times = []
             for tr in group:
                 hits = touches(tr.t, tr.ee)
-                if [n for _, n in hits] != list(SEQUENTIAL_ORDER[behaviour]):
+                if [n for _, n in hits] != list(b.order):
                     raise VandError(
                         f"demonstration {tr.meta.get('source', '?')} of {behaviour} touches "
-                        f"{[n for _, n in hits]}, expected {list(SEQUENTIAL_ORDER[behaviour])}; drop it"
+                        f"{[n for _, n in hits]}, expected {list(b.order)}; drop it"
                     )
                 times.append(hits[-1][0] - float(tr.t[0]))
             refs[behaviour] = BehaviourReference(
                 behaviour,
                 len(group),
                 max(durations),
-                order=SEQUENTIAL_ORDER[behaviour],
+                order=b.order,
                 completion=(min(times), max(times)),
             )
     return refs
@@ -531,6 +524,6 @@ def progress_score(behaviour: str, failures: Sequence[str], values: dict[str, An
     """
     if "divergence" in failures:
         return 0.0
-    if behaviour in PERIODIC_KIND:
+    if spec(behaviour).periodic:
         return 1.0 - sum(f in failures for f in PERIODIC_CHECKS) / len(PERIODIC_CHECKS)
-    return float(values.get("stations_in_order", 0)) / len(SEQUENTIAL_ORDER[behaviour])
+    return float(values.get("stations_in_order", 0)) / len(spec(behaviour).order)

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from vand_ros import robot
 from vand_ros.evaluation.metrics import BehaviourReference, SuccessConfig, progress_score
+from vand_ros.simulation.behaviours import PERIODIC
 
 
 def card_summary(model: Path) -> dict[str, Any]:
@@ -216,7 +216,7 @@ def _plots(
     plt.close(fig)
     paths.append(p)
 
-    periodic = [b for b in behaviours if b in robot.PERIODIC_BEHAVIOURS]
+    periodic = [b for b in behaviours if b in PERIODIC]
     if periodic:
         fig, axes = plt.subplots(1, len(periodic), figsize=(5 * len(periodic), 4), squeeze=False)
         for ax, b in zip(axes[0], periodic, strict=True):

@@ -5,15 +5,16 @@ function `act(obs, memory) -> (command, memory)`: the observation is what the ro
 tick t (sim time, joint positions, odometry), the memory is a small immutable record of the task's
 progress (which station is next), so a run can be replayed and tested step by step.
 
-Per-episode variation (uniform within the stated ranges, world frame, [m], [rad], [s]):
+Per-episode variation (uniform within the stated ranges, world frame, [m], [rad], [s]). The start pose
+of the base, the episode length and the arm's start range (home +- ARM_START_RANGE per joint) are each
+behaviour's `BehaviourSpec` (simulation.behaviours); the task parameters are drawn here:
 
-- wipe: start base x 1.15..1.30, y -0.15..0.15, yaw -0.10..0.10; stroke amplitude 0.15..0.30,
-  period 2.5..4.0, reach from the pan axis 0.55..0.65, stroke centre y -0.05..0.05; 20..30 s.
-- patrol: start base x -0.3..0.3, y -0.5..-0.2, yaw -0.3..0.3; loop radius 0.60..0.80, speed
-  0.40..0.50 m/s (period 7.5..12.6 s), carry pose home +- 0.05 per joint; 20..30 s.
-- visit_abc / visit_cba: start base x -0.3..0.3, y -0.3..0.3, yaw -0.5..0.5; speed 0.45..0.55 m/s,
-  touch reach 0.50..0.60, dwell 0.4..0.8; 26..30 s (the visits take about 20 s, then it stays stopped).
-- every behaviour: start arm = home + uniform(-0.15, 0.15) per joint.
+- wipe: stroke amplitude 0.15..0.30, period 2.5..4.0, reach from the pan axis 0.55..0.65, stroke
+  centre y -0.05..0.05.
+- patrol: loop radius 0.60..0.80, speed 0.40..0.50 m/s (period 7.5..12.6 s), carry pose home +- 0.05
+  per joint.
+- visit_abc / visit_cba: speed 0.45..0.55 m/s, touch reach 0.50..0.60, dwell 0.4..0.8 (the visits take
+  about 20 s of the 26..30 s, then the robot stays stopped).
 
 wipe: the base stays parked in front of the table (displaced by a push or by executed-command noise, see
 `perturb`, it drives back to its start pose; within 1 cm / 0.02 rad it commands exactly zero); after a 2 s
@@ -31,9 +32,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vand_ros import robot
-from vand_ros.errors import VandError
 from vand_ros.simulation import kinematics as K
 from vand_ros.simulation import model as M
+from vand_ros.simulation.behaviours import ARM_START_RANGE, spec
 from vand_ros.simulation.physics import Odom, wrap
 
 HOME = np.array([j.home for j in robot.ARM_JOINTS])  # (6,) [rad]
@@ -258,12 +259,16 @@ Demonstrator = Wipe | Patrol | Visit
 
 def make(behaviour: str, rng: np.random.Generator) -> Demonstrator:
     """One episode's demonstrator for `behaviour`, its parameters drawn from `rng` (see the table above)."""
-    start_arm = HOME + rng.uniform(-0.15, 0.15, size=HOME.shape)
+    b = spec(behaviour)
+    start_arm = HOME + rng.uniform(-ARM_START_RANGE, ARM_START_RANGE, size=HOME.shape)
+    duration = _duration(rng, *b.duration)
+    (x0, x1), (y0, y1), (yaw0, yaw1) = b.start_base
+    start_base = (_u(rng, x0, x1), _u(rng, y0, y1), _u(rng, yaw0, yaw1))
     if behaviour == "wipe":
         return Wipe(
             behaviour,
-            _duration(rng, 20.0, 30.0),
-            (_u(rng, 1.15, 1.30), _u(rng, -0.15, 0.15), _u(rng, -0.1, 0.1)),
+            duration,
+            start_base,
             start_arm,
             amplitude=_u(rng, 0.15, 0.30),
             period=_u(rng, 2.5, 4.0),
@@ -273,26 +278,23 @@ def make(behaviour: str, rng: np.random.Generator) -> Demonstrator:
     if behaviour == "patrol":
         return Patrol(
             behaviour,
-            _duration(rng, 20.0, 30.0),
-            (_u(rng, -0.3, 0.3), _u(rng, -0.5, -0.2), _u(rng, -0.3, 0.3)),
+            duration,
+            start_base,
             start_arm,
             radius=_u(rng, 0.6, 0.8),
             speed=_u(rng, 0.4, 0.5),
             carry=HOME + rng.uniform(-0.05, 0.05, size=HOME.shape),
         )
-    if behaviour in ("visit_abc", "visit_cba"):
-        order = ("station_a", "station_b", "station_c")
-        return Visit(
-            behaviour,
-            _duration(rng, 26.0, 30.0),
-            (_u(rng, -0.3, 0.3), _u(rng, -0.3, 0.3), _u(rng, -0.5, 0.5)),
-            start_arm,
-            order=order if behaviour == "visit_abc" else order[::-1],
-            speed=_u(rng, 0.45, 0.55),
-            reach=_u(rng, 0.5, 0.6),
-            dwell=_u(rng, 0.4, 0.8),
-        )
-    raise VandError(f"unknown behaviour {behaviour!r}; expected one of {', '.join(robot.BEHAVIOURS)}")
+    return Visit(
+        behaviour,
+        duration,
+        start_base,
+        start_arm,
+        order=b.order,
+        speed=_u(rng, 0.45, 0.55),
+        reach=_u(rng, 0.5, 0.6),
+        dwell=_u(rng, 0.4, 0.8),
+    )
 
 
 def episode_rng(seed: int, episode: int, behaviour: str) -> np.random.Generator:
