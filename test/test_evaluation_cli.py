@@ -109,3 +109,33 @@ def test_evaluate_tune_chooses_on_validation_then_runs_the_table(tmp_path: Path)
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert {r["variant"] for r in runs} == {chosen["vand"]["variant"], "none"}
     assert {r["seed"] for r in runs} == {0}
+
+
+def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> None:
+    bags = tmp_path / "bags"
+    assert (
+        cli.main(["demos", "--behaviour", "wipe", "--episodes", "2", "--seed", "5", "--out", str(bags)]) == 0
+    )
+    out = tmp_path / "out"
+    argv = [
+        "sweep", "--bags", str(bags), "--out", str(out), "--quick", "--seeds", "2", "--epochs", "2",
+        "--behaviours", "wipe", "--conditions", "clean", "--duration-factor", "0.5",
+        "--candidate", "absolute", "--candidate", "relative", "action_representation=relative",
+        "--candidate", "few", "regulariser=none", "train_episodes=1",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    assert set(summary) == {"absolute", "relative", "few"}
+    assert summary["few"]["regulariser"] == "none" and summary["few"]["overrides"] == {"train_episodes": 1}
+    for s in summary.values():
+        (cell,) = s["modes"][s["best_mode"]].values()
+        assert cell["runs"] == 2 and cell["clean_runs"] == 2  # one validation run per training seed
+        assert len(s["copycat_gain"]["wipe"]) == 2  # mean and std of the trained models' gains
+    names = sorted(p.stem for p in (out / "models").glob("*.onnx"))
+    assert names == sorted(
+        f"{v}_s{seed}"
+        for v in ("vand", "vand_action_representation=relative", "none_train_episodes=1")
+        for seed in (0, 1)
+    )
+    table = (out / "sweep.md").read_text()
+    assert "| relative | vand: action_representation=relative |" in table

@@ -205,17 +205,20 @@ def test_perturbed_demonstrations_record_clean_commands_while_the_robot_is_distu
     qc = np.array([m.position for _, m in clean[robot.TOPICS.joint_states]])
     assert np.abs(qp - qc).max() > 0.15
     assert np.sqrt(np.mean((qp - qc) ** 2)) > 0.02
-    # The pushes moved the base; the parked wipe base steers back (recorded twist non-zero, then back home).
+    # The pushes moved the base, and the wipe base stays where they left it: its command is always zero
+    # (the start pose is not observable, so a policy could not learn to drive back to it).
     d = demo("wipe")
     pushes = P.Disturber(P.Perturbation.preset("dart+push"), d.duration, P.rng(3, 0, "wipe")).pushes
     assert len(pushes) == 2 and all(2.5 <= p.t <= d.duration - 3.0 for p in pushes)
     _, pose = series(pert, robot.TOPICS.odom, lambda m: (m.pose.pose.position.x, m.pose.pose.position.y))
     assert np.ptp(pose, axis=0).max() > 0.04
-    np.testing.assert_allclose(pose[-1], d.start_base[:2], atol=0.08)
     _, twist = series(pert, robot.TOPICS.cmd_vel, lambda m: (m.linear.x, m.linear.y, m.angular.z))
-    assert np.abs(twist).max() > 0.02
-    # The end effector never went into the table (pushes that would lower it are scaled down).
-    ee_z = np.array([K.forward(q)[2] for q in qp[len(qp) // 8 :]])
+    assert np.all(np.array(twist) == 0.0)
+    # The end effector never went into the table (pushes that would lower it are scaled down). Checked
+    # while the base is where it started, in front of the table (a pushed base may leave the ee in the air).
+    tq, _ = series(pert, robot.TOPICS.joint_states, lambda m: m.position)
+    over_table = (tq > tq[0] + 2.5) & (tq < tq[0] + pushes[0].t)
+    ee_z = np.array([K.forward(q)[2] for q in qp[over_table]])
     assert ee_z.min() > M.TABLE_HEIGHT + M.EE_RADIUS - 0.03
 
 

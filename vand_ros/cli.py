@@ -35,6 +35,7 @@ COMMANDS: dict[str, Command] = {
     "export": Command("vand_ros.learning.cli_export", "export a trained policy to one ONNX file"),
     "run": Command("vand_ros.controller.cli", "run the realtime controller node (optionally with the sim)"),
     "evaluate": Command("vand_ros.evaluation.cli", "closed-loop comparison of regularisers in simulation"),
+    "sweep": Command("vand_ros.evaluation.sweep", "which training design learns the behaviours (3 seeds)"),
     "bench": Command("vand_ros.evaluation.bench", "benchmarks: sim, data, train, node"),
     "demo": Command("vand_ros.evaluation.demo", "the whole pipeline on the built-in simulation"),
 }

@@ -19,8 +19,16 @@ from vand_ros.evaluation.metrics import BehaviourReference, SuccessConfig, progr
 from vand_ros.simulation.behaviours import PERIODIC
 
 
+def pooled_gain(joints: dict[str, dict[str, float]]) -> float:
+    """The copycat gain over every joint of one behaviour (learning.diagnostics), each joint weighted by
+    how far its demonstrated target is from its measurement (copy_mse): the joints that move count."""
+    weight = sum(v["copy_mse"] for v in joints.values())
+    return sum(v["gain"] * v["copy_mse"] for v in joints.values()) / weight if weight > 0 else 0.0
+
+
 def card_summary(model: Path) -> dict[str, Any]:
-    """What the report shows of a model's card: regulariser, default mode, beta, sigma/rho, val NLL."""
+    """What the report shows of a model's card: regulariser, default mode, beta, sigma/rho, val NLL, the
+    action representation and the copycat gain per behaviour."""
     from vand_ros.runtime.policy import PolicyRuntime
 
     card = PolicyRuntime(model).card
@@ -37,6 +45,11 @@ def card_summary(model: Path) -> dict[str, Any]:
         "sigma": stats("sigma"),
         "rho": stats("rho"),
         "best_val_loss": card.raw.get("training", {}).get("best_val_loss"),
+        "action": card.action.label,
+        "copycat_gain": {
+            b: pooled_gain(joints)
+            for b, joints in (card.raw.get("training", {}).get("copycat") or {}).items()
+        },
     }
 
 

@@ -75,6 +75,7 @@ class TrainConfig:
     max_epochs: int = 400  # with recovery demonstrations the validation loss still improved after 200
     patience: int = 60  # early stopping: epochs without a better validation loss (noisy with recovery data)
     min_log_std: float = -5.0  # floor of the action head's learned log-std (keeps the NLL bounded)
+    train_episodes: int = 0  # at most this many training episodes per behaviour (0 = all): data-scaling runs
     seed: int = 0
     device: str = "cpu"
     smoke: bool = False  # tiny run that finishes in seconds (tests)
@@ -96,6 +97,8 @@ class TrainConfig:
                 raise bad(name, "a positive integer")
         if self.num_layers not in (1, 2):
             raise bad("num_layers", "1 or 2")
+        if self.train_episodes < 0:
+            raise bad("train_episodes", "0 (all) or a positive number of episodes per behaviour")
         if self.patience < 1:
             raise bad("patience", "a positive integer")
         for name in ("beta", "nrnn_sigma_add", "gal_weight_decay"):

@@ -150,6 +150,17 @@ def _smoke_dataset(ds: Dataset) -> tuple[list[Episode], list[Episode]]:
     return cut(ds.train, SMOKE_EPISODES[0]), cut(ds.val, SMOKE_EPISODES[1])
 
 
+def _per_behaviour(episodes: list[Episode], limit: int) -> list[Episode]:
+    """The first `limit` episodes of each behaviour, in the (already shuffled) split order."""
+    count: dict[str, int] = {}
+    kept = []
+    for ep in episodes:
+        count[ep.behaviour] = count.get(ep.behaviour, 0) + 1
+        if count[ep.behaviour] <= limit:
+            kept.append(ep)
+    return kept
+
+
 def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = True) -> TrainResult:
     """Train a policy on `ds` into `run_dir`; returns where the best checkpoint is and how it did."""
     from torch.utils.tensorboard import SummaryWriter
@@ -163,6 +174,8 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train_eps, val_eps = _smoke_dataset(ds) if cfg.smoke else (list(ds.train), list(ds.val))
+    if cfg.train_episodes:
+        train_eps = _per_behaviour(train_eps, cfg.train_episodes)
     if not train_eps:
         raise VandError("the dataset has no training episodes; record more demonstrations")
     val_source = "val"

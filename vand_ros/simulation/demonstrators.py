@@ -16,12 +16,17 @@ behaviour's `BehaviourSpec` (simulation.behaviours); the task parameters are dra
 - visit_abc / visit_cba: speed 0.45..0.55 m/s, touch reach 0.50..0.60, dwell 0.4..0.8 (the visits take
   about 20 s of the 26..30 s, then the robot stays stopped).
 
-wipe: the base stays parked in front of the table (displaced by a push or by executed-command noise, see
-`perturb`, it drives back to its start pose; within 1 cm / 0.02 rad it commands exactly zero); after a 2 s
-approach the end effector strokes left and right across the table top (sinusoid in y). patrol: the base
-drives a circle (counter-clockwise, started tangentially) with the arm in carry pose. visit_*: the base
-drives to a stand-off pose facing each station in turn; the arm reaches down, touches the station mark with
-the end effector, dwells, lifts back to carry pose; after the last station the robot stops and stays.
+wipe: the base stays where it is (it commands exactly zero, also after a push or executed-command noise,
+see `perturb`); after a 2 s approach the end effector strokes left and right across the table top
+(sinusoid in y, in the base frame). Until 2026-11 a displaced wipe base drove back to its start pose; that
+pose is not in the observation, so a policy could only learn an average correction, and a small bias on
+the base command turned the parked robot round in closed loop (docs/results.md). patrol: the base drives a
+circle (counter-clockwise, started tangentially) with the arm in carry pose. visit_*: the base drives to a
+stand-off pose facing each station in turn; the arm reaches down, touches the station mark with the end
+effector (aimed from where the base is at each tick, so a base still settling does not spoil the touch),
+dwells, lifts back to carry pose; after the last station the robot stops and stays. Until 2026-11 the
+touch was aimed once, from the pose at arrival, and landed up to 5.6 cm off the mark against the
+metrics' 6 cm tolerance.
 """
 
 from __future__ import annotations
@@ -64,7 +69,6 @@ class Memory:
     phase: str = "start"
     since: float = 0.0  # [s]
     goal: tuple[float, float, float] = (0.0, 0.0, 0.0)  # base (x, y, yaw)
-    touch_q: tuple[float, ...] = ()  # arm joints at the touch pose
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -125,19 +129,7 @@ class Wipe:
             arm = _lerp(above, K.inverse(start), (obs.t - 0.7 * self.approach) / (0.3 * self.approach))
         else:
             arm = K.inverse(self.stroke_point(obs.t))
-        return Command(arm, self._park(obs.odom)), memory
-
-    def _park(self, o: Odom) -> tuple[float, float, float]:
-        """Twist back to the start pose, zero inside a small dead band (clean runs never leave it)."""
-        ex, ey = self.start_base[0] - o.x, self.start_base[1] - o.y
-        eyaw = wrap(self.start_base[2] - o.yaw)
-        dist = math.hypot(ex, ey)
-        if dist < 0.01 and abs(eyaw) < 0.02:
-            return (0.0, 0.0, 0.0)
-        gain = 1.5 * max(0.0, dist - 0.005) / max(dist, 1e-9)  # [1/s], continuous at the band's inner edge
-        vx, vy = _world_twist_to_base(gain * ex, gain * ey, o.yaw)
-        wz = 1.5 * math.copysign(max(0.0, abs(eyaw) - 0.01), eyaw)
-        return _clip_twist(vx, vy, wz)
+        return Command(arm, (0.0, 0.0, 0.0)), memory
 
 
 @dataclass(frozen=True)
@@ -216,8 +208,7 @@ class Visit:
             dist = math.hypot(ex, ey)
             eyaw = wrap(gyaw - o.yaw)
             if dist < self.arrive_tol and abs(eyaw) < self.arrive_yaw_tol:
-                touch = self._touch(o, self.order[m.leg], 0.0)
-                m = replace(m, phase="lower", since=t, touch_q=tuple(touch))
+                m = replace(m, phase="lower", since=t)
             else:
                 v = min(self.speed * min(1.0, (t - m.since) / 0.8 + 0.1), self.approach_gain * dist)
                 vwx, vwy = (v * ex / dist, v * ey / dist) if dist > 1e-9 else (0.0, 0.0)
@@ -225,9 +216,9 @@ class Visit:
                 arm = _lerp(self.start_arm, HOME, t / 1.5) if m.leg == 0 else HOME
                 return Command(arm, _clip_twist(vx, vy, 3.0 * eyaw)), m
         station = self.order[m.leg] if m.leg < len(self.order) else self.order[-1]
-        touch = np.array(m.touch_q) if m.touch_q else HOME
         if m.phase in ("lower", "raise"):
             above = self._touch(o, station, 0.12)
+            touch = self._touch(o, station, 0.0)
             s = t - m.since
             if m.phase == "lower":
                 arm = (

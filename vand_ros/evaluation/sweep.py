@@ -1,0 +1,229 @@
+"""`vand-ros sweep`: which design learns the behaviours? Candidates x seeds, one budget, validation runs.
+
+    vand-ros sweep --bags bags/demos --train-bags bags/recovery --out sweeps/action --seeds 3 \\
+        --candidate absolute \\
+        --candidate relative action_representation=relative \\
+        --candidate rel_chunk10 action_representation=relative action_chunk=10
+
+A candidate is a name and TrainConfig overrides (`regulariser=...` among them; default vand). Every
+candidate gets the same budget: `--seeds` training seeds of at most `--epochs` epochs each, then one
+closed-loop run per behaviour x condition (`--conditions`, default clean and push) x execution mode
+(`--modes`, default the card's), `--duration-factor` (default 5) x the demonstration length, on
+validation scenarios (tuning.VALIDATION_SEED_OFFSET + training seed), never on the test scenarios that
+`vand-ros evaluate` reports. It is a campaign (evaluation.campaign): resumable, the same folder layout,
+and the same report_validation.md tables. On top, OUT/sweep.md and OUT/sweep.json rank the candidates:
+
+    per candidate (its best mode) and behaviour: success rate over every run, progress score (mean over
+    seeds ± their std), and the copycat gain of the trained models (learning.diagnostics)
+
+A data-scaling curve is a set of candidates that differ in `train_episodes` (training episodes per
+behaviour, 0 = all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vand_ros import robot
+from vand_ros.errors import VandError
+from vand_ros.evaluation.campaign import Campaign, Job, log, parse_overrides, variant_name
+from vand_ros.evaluation.metrics import SuccessConfig, progress_score
+
+DEFAULT_CONDITIONS = ("clean", "push")
+DEFAULT_DURATION_FACTOR = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    name: str
+    regulariser: str
+    overrides: tuple[tuple[str, Any], ...]
+
+    @property
+    def variant(self) -> str:
+        return variant_name(self.regulariser, dict(self.overrides))
+
+
+def parse_candidates(items: list[list[str]]) -> list[Candidate]:
+    """[[NAME, KEY=VALUE, ...], ...] -> candidates; the values are typed and checked against TrainConfig."""
+    from vand_ros.learning.config import REGULARISERS
+
+    out: list[Candidate] = []
+    for name, *assignments in items:
+        if "=" in name:
+            raise VandError(
+                f"--candidate {name!r}: the first word is the candidate's name, then KEY=VALUE pairs"
+            )
+        reg = "vand"
+        rest = []
+        for a in assignments:
+            key, _, value = a.partition("=")
+            if key == "regulariser":
+                if value not in REGULARISERS:
+                    raise VandError(
+                        f"--candidate {name}: regulariser {value!r}, expected one of {REGULARISERS}"
+                    )
+                reg = value
+            else:
+                rest.append(a)
+        overrides = parse_overrides(rest, [reg])[reg]
+        out.append(Candidate(name, reg, tuple(sorted(overrides.items()))))
+    names = [c.name for c in out]
+    if len(set(names)) != len(names) or len({c.variant for c in out}) != len(out):
+        raise VandError(f"--candidate: names and settings must be unique, found {names}")
+    return out
+
+
+def summarise(
+    candidates: list[Candidate], runs: list[dict[str, Any]], cards: dict[str, Any]
+) -> dict[str, Any]:
+    """Per candidate: per behaviour and mode, success and progress; its best mode; the copycat gains."""
+    by_variant = {c.variant: c for c in candidates}
+    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        if r["variant"] in by_variant:
+            cells[(by_variant[r["variant"]].name, r["mode"], r["behaviour"])].append(r)
+    summary: dict[str, Any] = {}
+    for c in candidates:
+        modes: dict[str, Any] = {}
+        for (name, mode, behaviour), group in sorted(cells.items()):
+            if name != c.name:
+                continue
+            per_seed: dict[int, list[float]] = defaultdict(list)
+            for r in group:
+                per_seed[int(r["train_seed"])].append(progress_score(behaviour, r["failures"], r["metrics"]))
+            seed_means = np.array([np.mean(v) for v in per_seed.values()])
+            modes.setdefault(mode, {})[behaviour] = {
+                "success": sum(bool(r["success"]) for r in group),
+                "runs": len(group),
+                "clean_success": sum(bool(r["success"]) for r in group if r["condition"] == "clean"),
+                "clean_runs": sum(r["condition"] == "clean" for r in group),
+                "progress_mean": float(seed_means.mean()),
+                "progress_seed_std": float(seed_means.std()),
+            }
+        gains: dict[str, list[float]] = defaultdict(list)
+        for model, card in cards.items():
+            if model.rpartition("_s")[0] == c.variant.replace(" ", "_"):
+                for b, g in (card.get("copycat_gain") or {}).items():
+                    gains[b].append(float(g))
+
+        scores = {mode: _score(cells_of_mode) for mode, cells_of_mode in modes.items()}
+        best = max(sorted(scores), key=lambda m: scores[m]) if scores else ""
+        summary[c.name] = {
+            "regulariser": c.regulariser,
+            "overrides": dict(c.overrides),
+            "modes": modes,
+            "best_mode": best,
+            "score": scores.get(best, (0.0, 0.0)),
+            "copycat_gain": {b: [float(np.mean(v)), float(np.std(v))] for b, v in sorted(gains.items())},
+        }
+    return summary
+
+
+def _score(cells: dict[str, Any]) -> tuple[float, float]:
+    """(success rate over every run, mean progress) of one candidate's mode, all behaviours."""
+    rows = cells.values()
+    return (
+        sum(v["success"] for v in rows) / max(1, sum(v["runs"] for v in rows)),
+        float(np.mean([v["progress_mean"] for v in rows])),
+    )
+
+
+def write_sweep(
+    out: Path, summary: dict[str, Any], behaviours: list[str], seeds: int, cfg: SuccessConfig
+) -> Path:
+    """OUT/sweep.md and OUT/sweep.json: candidates ranked by success, then progress, in their best mode."""
+    (out / "sweep.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    ranked = sorted(summary, key=lambda n: summary[n]["score"], reverse=True)
+    lines = [
+        "# Learnability sweep (validation scenarios)",
+        "",
+        f"{seeds} training seeds per candidate, the same epochs and runs for each; runs last "
+        f"{cfg.duration_factor:g} x the longest demonstration. Each candidate is shown in its best execution "
+        "mode. Cell: successes / runs (clean successes / clean runs); progress score, mean over seeds ± "
+        "their std (periodic: fraction of the six checks passed; sequential: stations in order / 3). "
+        "Copycat gain: the trained models' gain on each behaviour's validation episodes (1 = they reproduce "
+        "the demonstrated offset of the target from the measured joints, 0 = they copy the joints), mean ± "
+        "std over seeds.",
+        "",
+        "| candidate | settings | mode | " + " | ".join(behaviours) + " | copycat gain (wipe) |",
+        "|---" * (len(behaviours) + 4) + "|",
+    ]
+    for name in ranked:
+        s = summary[name]
+        mode = s["best_mode"]
+        cells = []
+        for b in behaviours:
+            v = s["modes"].get(mode, {}).get(b)
+            cells.append(
+                "n/a"
+                if v is None
+                else f"{v['success']}/{v['runs']} ({v['clean_success']}/{v['clean_runs']}); "
+                f"{v['progress_mean']:.2f} ± {v['progress_seed_std']:.2f}"
+            )
+        gain = s["copycat_gain"].get("wipe")
+        settings = ", ".join(f"{k}={v}" for k, v in s["overrides"].items()) or "defaults"
+        lines.append(
+            f"| {name} | {s['regulariser']}: {settings} | {mode} | " + " | ".join(cells)
+            + f" | {'-' if gain is None else f'{gain[0]:.2f} ± {gain[1]:.2f}'} |"
+        )  # fmt: skip
+    lines += ["", "Every mode of every candidate: report_validation.md (same folder).", ""]
+    path = out / "sweep.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bags", nargs="+", required=True, help="demonstration bags (the reference)")
+    parser.add_argument("--train-bags", nargs="+", default=[], help="more bags for training only")
+    parser.add_argument("--out", required=True, type=Path, help="output directory (resumable)")
+    parser.add_argument(
+        "--candidate",
+        nargs="+",
+        action="append",
+        required=True,
+        metavar="NAME [KEY=VALUE ...]",
+        help="a design to try: a name, then TrainConfig overrides (regulariser=... too; default vand)",
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per candidate")
+    parser.add_argument("--epochs", type=int, default=80, help="maximum training epochs (the same for all)")
+    parser.add_argument("--behaviours", nargs="+", default=list(robot.BEHAVIOURS), choices=robot.BEHAVIOURS)
+    parser.add_argument("--conditions", nargs="+", default=list(DEFAULT_CONDITIONS))
+    parser.add_argument("--modes", nargs="+", help="execution modes (default: each card's default mode)")
+    parser.add_argument("--duration-factor", type=float, default=DEFAULT_DURATION_FACTOR)
+    parser.add_argument("--jobs", type=int, default=1, help="models trained and run in parallel (processes)")
+    parser.add_argument("--quick", action="store_true", help="smoke-sized training (tests)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vand_ros.evaluation.report import write_report
+
+    if args.seeds < 1 or args.jobs < 1 or args.epochs < 1:
+        raise VandError(f"--seeds {args.seeds} --jobs {args.jobs} --epochs {args.epochs}: expected >= 1 each")
+    candidates = parse_candidates(args.candidate)
+    cfg = dataclasses.replace(SuccessConfig(), duration_factor=args.duration_factor)
+    train: dict[str, Any] = {"max_epochs": args.epochs, "smoke": bool(args.quick)}
+    campaign = Campaign(
+        args.out, tuple(args.behaviours), tuple(args.conditions), tuple(args.modes) if args.modes else None,
+        cfg, train,
+    )  # fmt: skip
+    refs = campaign.prepare(args.bags, args.train_bags)
+    behaviours = [b for b in args.behaviours if b in refs]
+    jobs = [
+        Job(c.regulariser, c.overrides, seed, validation=True)
+        for c in candidates
+        for seed in range(args.seeds)
+    ]
+    log(f"sweep: {len(candidates)} candidates x {args.seeds} seeds = {len(jobs)} models")
+    runs, cards = campaign.run(jobs, args.jobs)
+    write_report(runs, cards, refs, cfg, args.out, list(args.conditions), behaviours, validation=True)
+    path = write_sweep(args.out, summarise(candidates, runs, cards), behaviours, args.seeds, cfg)
+    log(f"wrote {path}")
+    return 0
