@@ -122,10 +122,11 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
         "--behaviours", "wipe", "--conditions", "clean", "--duration-factor", "0.5",
         "--candidate", "absolute", "--candidate", "relative", "action_representation=relative",
         "--candidate", "few", "regulariser=none", "train_episodes=1",
+        "--candidate", "picked", "regulariser=none", "select_every=1",
     ]  # fmt: skip
     assert cli.main(argv) == 0
     summary = json.loads((out / "sweep.json").read_text())
-    assert set(summary) == {"absolute", "relative", "few"}
+    assert set(summary) == {"absolute", "relative", "few", "picked"}
     assert summary["few"]["regulariser"] == "none" and summary["few"]["overrides"] == {"train_episodes": 1}
     for s in summary.values():
         (cell,) = s["modes"][s["best_mode"]].values()
@@ -134,8 +135,18 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
     names = sorted(p.stem for p in (out / "models").glob("*.onnx"))
     assert names == sorted(
         f"{v}_s{seed}"
-        for v in ("vand", "vand_action_representation=relative", "none_train_episodes=1")
+        for v in (
+            "vand",
+            "vand_action_representation=relative",
+            "none_train_episodes=1",
+            "none_select_every=1",
+        )
         for seed in (0, 1)
     )
+    # select_every: each epoch scored in closed loop on selection scenarios, the best kept
+    picked = json.loads((out / "runs" / "none_select_every=1_s0" / "summary.json").read_text())
+    assert picked["selection"] == "closed-loop score" and 0 <= picked["best_closed_loop_score"] <= 2
+    history = json.loads((out / "runs" / "none_select_every=1_s0" / "history.json").read_text())
+    assert all("closed_loop_score" in h for h in history)
     table = (out / "sweep.md").read_text()
     assert "| relative | vand: action_representation=relative |" in table

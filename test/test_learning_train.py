@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,13 @@ def test_smoke_train_then_export_from_the_cli(
         "losses.png",
         "sigma_rho.png",
         "open_loop.png",
+        "copycat.png",
     ):
         assert (run_dir / name).stat().st_size > 0, name
+    copycat = json.loads((run_dir / "summary.json").read_text())["copycat"]
+    joints = Dataset.load(periodic).layout.joint_names
+    assert set(copycat["all"]) == set(joints)
+    assert {"policy_mse", "copy_mse", "previous_mse", "gain"} == set(copycat["all"][joints[-1]])
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history) == 3 and {"sigma_mean", "rho_max", "rho_frac_gt_0_5", "val_loss"} <= set(history[0])
@@ -146,3 +152,33 @@ def test_bad_inputs_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert _run("export", str(tmp_path), "--out", str(tmp_path / "p.onnx")) == 1
     assert "no checkpoint" in capsys.readouterr().err
     assert _run("train", str(tmp_path), "--out", str(tmp_path / "r"), "--set", "beta=x") == 1
+
+
+def test_closed_loop_selection_keeps_the_best_scored_epoch_not_the_lowest_loss(
+    periodic: Path, tmp_path: Path
+) -> None:
+    """A validator (here a fixed score per call, standing in for closed-loop runs) picks the checkpoint."""
+    scores = iter([0.2, 0.9, 0.1, 0.5, 0.3])
+    seen: list[int] = []
+
+    def validator(ckpt: Checkpoint) -> float:
+        seen.append(len(seen))
+        assert ckpt.layout == Dataset.load(periodic).layout
+        return next(scores)
+
+    cfg = TrainConfig(
+        regulariser="none", hidden_size=8, encoder_size=8, max_epochs=10, select_every=2, seed=3
+    )
+    result = train(Dataset.load(periodic), cfg, tmp_path / "run", progress=False, validator=validator)
+    assert len(seen) == 5  # epochs 2, 4, 6, 8 and 10 (the last)
+    assert result.best_epoch == 4  # the 0.9
+    assert [h.get("closed_loop_score") for h in result.history][1::2] == [0.2, 0.9, 0.1, 0.5, 0.3]
+    ckpt = Checkpoint.load(tmp_path / "run")
+    assert (
+        ckpt.training["selection"] == "closed-loop score" and ckpt.training["best_closed_loop_score"] == 0.9
+    )
+    assert ckpt.training["best_epoch"] == 4
+    by_loss = train(Dataset.load(periodic), replace(cfg, select_every=0), tmp_path / "p", progress=False)
+    losses = [h["val_loss"] for h in by_loss.history]
+    assert by_loss.best_epoch == 1 + losses.index(min(losses))
+    assert Checkpoint.load(tmp_path / "p").training["selection"] == "validation loss"

@@ -176,10 +176,18 @@ def _train_and_export(campaign: Campaign, job: Job) -> Path:
     run_dir = campaign.out / "runs" / job.name
     if not (run_dir / "summary.json").is_file():
         values = {**campaign.train, **dict(job.overrides), "regulariser": job.regulariser, "seed": job.seed}
+        cfg = TrainConfig(**values)
+        validator = None
+        if cfg.select_every:  # keep the checkpoint that does best in closed loop (evaluation.selection)
+            from vand_ros.evaluation.selection import ClosedLoopValidator
+
+            validator = ClosedLoopValidator(
+                load_references(campaign.out / "reference.json"), campaign.behaviours
+            )
         torch.set_num_threads(campaign.threads)
         t0 = time.perf_counter()
         log(f"train: {job.name}")
-        train(Dataset.load(campaign.out / "dataset"), TrainConfig(**values), run_dir, progress=False)
+        train(Dataset.load(campaign.out / "dataset"), cfg, run_dir, progress=False, validator=validator)
         log(f"train: {job.name} done in {time.perf_counter() - t0:.0f} s")
     export_policy(Checkpoint.load(run_dir / CHECKPOINT_NAME), model)
     return model

@@ -31,6 +31,7 @@ from typing import Any
 
 from vand_ros import robot
 from vand_ros.errors import VandError
+from vand_ros.evaluation.report import pooled_gain
 
 BIN = Path(sys.executable).parent
 
@@ -328,7 +329,11 @@ def write_report(out: Path, facts: dict[str, Any]) -> Path:
         f"- Demonstrations: {d['train']} training and {d['val']} validation episodes, "
         f"{d['seconds']:.0f} s in all.",
         f"- VAND GRU: {tr['epochs']} epochs, best validation loss {tr['best_val_loss']:.4f} "
-        f"(epoch {tr['best_epoch']}), validation MSE {tr.get('best_val_mse', float('nan')):.4f}.",
+        f"(epoch {tr['best_epoch']}), validation MSE {tr['best_val_mse']:.4f} (normalised units).",
+        "- Copycat diagnostic (validation episodes; 1 = the policy reproduces the demonstrated offset of "
+        "the target from the measured joints, 0 = it copies the joints), pooled over the joints: "
+        + ", ".join(f"{b} {pooled_gain(j):.2f}" for b, j in tr["copycat"].items() if b != "all")
+        + ".",
         f"- Learned noise sigma: mean {sigma.get('mean', float('nan')):.4f} "
         f"(min {sigma.get('min', float('nan')):.4f}, max {sigma.get('max', float('nan')):.4f}); "
         f"dropout rho: mean {rho.get('mean', float('nan')):.4f}. Execution mode: {ex['mode']}.",

@@ -74,6 +74,10 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm
     max_epochs: int = 400  # with recovery demonstrations the validation loss still improved after 200
     patience: int = 60  # early stopping: epochs without a better validation loss (noisy with recovery data)
+    select_every: int = (
+        0  # score the policy in closed loop every this many epochs and keep the best (0 = off:
+    )
+    # keep the lowest validation loss); needs a validator (vand_ros.evaluation.selection)
     min_log_std: float = -5.0  # floor of the action head's learned log-std (keeps the NLL bounded)
     train_episodes: int = 0  # at most this many training episodes per behaviour (0 = all): data-scaling runs
     seed: int = 0
@@ -97,6 +101,8 @@ class TrainConfig:
                 raise bad(name, "a positive integer")
         if self.num_layers not in (1, 2):
             raise bad("num_layers", "1 or 2")
+        if self.select_every < 0:
+            raise bad("select_every", "0 (off) or a positive number of epochs")
         if self.train_episodes < 0:
             raise bad("train_episodes", "0 (all) or a positive number of episodes per behaviour")
         if self.patience < 1:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vand_ros.data.dataset import Dataset, Episode
+from vand_ros.data.dataset import Dataset, Episode, NormStats
 from vand_ros.errors import VandError
 from vand_ros.learning.actions import chunk_targets, policy_stats
 from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
@@ -161,8 +162,60 @@ def _per_behaviour(episodes: list[Episode], limit: int) -> list[Episode]:
     return kept
 
 
-def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = True) -> TrainResult:
-    """Train a policy on `ds` into `run_dir`; returns where the best checkpoint is and how it did."""
+Validator = Callable[[Checkpoint], float]  # closed-loop score of a checkpoint (higher is better)
+
+
+def _snapshot(policy: Policy, ds: Dataset, stats: NormStats) -> Checkpoint:
+    return Checkpoint.from_policy(policy, ds.layout, ds.control_rate, stats, ds.summary)
+
+
+class _Selector:
+    """Which epoch's policy is kept as checkpoint.pt.
+
+    Without a validator (or with `select_every` 0): the lowest validation loss. With one, as robomimic does
+    (rollout success, not validation loss, picks the checkpoint): every `select_every` epochs and at the last
+    epoch the validator scores the policy in closed loop, and the best score is kept (ties: the lower
+    validation loss). Every score goes into the epoch's history record (`closed_loop_score`)."""
+
+    def __init__(
+        self, cfg: TrainConfig, validator: Validator | None, snapshot: Callable[[], Checkpoint]
+    ) -> None:
+        self.every = cfg.select_every if validator is not None else 0
+        self.validator = validator
+        self.snapshot = snapshot
+        self.best: tuple[float, float] = (-math.inf, -math.inf)  # (score, -val_loss)
+
+    @property
+    def by_rollout(self) -> bool:
+        return self.every > 0
+
+    def consider(self, epoch: int, record: dict[str, Any], last: bool) -> bool:
+        """Whether this epoch's policy is the best so far (the caller saves it)."""
+        if not self.by_rollout:
+            key = (0.0, -record["val_loss"])
+        elif epoch % self.every == 0 or last:
+            assert self.validator is not None
+            record["closed_loop_score"] = self.validator(self.snapshot())
+            key = (record["closed_loop_score"], -record["val_loss"])
+        else:
+            return False
+        if key > self.best:
+            self.best = key
+            return True
+        return False
+
+
+def train(
+    ds: Dataset,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    progress: bool = True,
+    validator: Validator | None = None,
+) -> TrainResult:
+    """Train a policy on `ds` into `run_dir`; returns where the kept checkpoint is and how it did.
+
+    `validator` (with cfg.select_every > 0) chooses the kept checkpoint by closed-loop score (_Selector);
+    the evaluation layer provides one (vand_ros.evaluation.selection)."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
@@ -204,8 +257,9 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1), encoding="utf-8")
     history: list[dict[str, Any]] = []
     best = (math.inf, -1)
-    stale = 0
+    lowest, stale = math.inf, 0
     step = 0
+    selector = _Selector(cfg, validator, lambda: _snapshot(policy, ds, stats))
     bar = tqdm(range(1, cfg.max_epochs + 1), desc=f"train {cfg.regulariser}/{cfg.cell}", disable=not progress)
     try:
         for epoch in bar:
@@ -267,8 +321,11 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
                 if key != "epoch":
                     writer.add_scalar(key, value, epoch)
             bar.set_postfix(train=f"{record['train_nll']:.3f}", val=f"{record['val_loss']:.3f}")
-            if record["val_loss"] < best[0]:
-                best, stale = (record["val_loss"], epoch), 0
+            stale = stale + 1 if record["val_loss"] >= lowest else 0
+            lowest = min(lowest, record["val_loss"])
+            last = stale >= cfg.patience or epoch == cfg.max_epochs
+            if selector.consider(epoch, record, last):
+                best = (record["val_loss"], epoch)
                 Checkpoint.from_policy(
                     policy,
                     ds.layout,
@@ -282,10 +339,8 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
                         "val_source": val_source,
                     },
                 ).save(run_dir / CHECKPOINT_NAME)
-            else:
-                stale += 1
-                if stale >= cfg.patience:
-                    break
+            if last:
+                break
     finally:
         writer.close()
         bar.close()
@@ -302,12 +357,15 @@ def train(ds: Dataset, cfg: TrainConfig, run_dir: str | Path, progress: bool = T
         epochs=len(history),
         best_epoch=best[1],
         best_val_loss=best[0],
+        best_val_mse=history[best[1] - 1]["val_mse"],
         val_source=val_source,
         train_episodes=len(train_eps),
         val_episodes=len(val_eps),
         optimiser_steps=step,
         device=str(device),
         copycat=diag,
+        selection="closed-loop score" if selector.by_rollout else "validation loss",
+        best_closed_loop_score=history[best[1] - 1].get("closed_loop_score"),
     )
     ckpt.history = history
     ckpt.save(run_dir / CHECKPOINT_NAME)
