@@ -46,6 +46,9 @@ def test_decoding_inverts_the_relative_targets() -> None:
     torch.testing.assert_close(absolute[..., :2] - obs[:, None, :2], chunk[..., :2])
     torch.testing.assert_close(absolute[..., 2], chunk[..., 2])
     assert decode(chunk, obs, ActionSpec(), JOINTS) is chunk
+    small = torch.tensor([[[0.3, -0.2, 0.004]], [[0.3, -0.2, -0.5]]])  # (2, 1, 3): j0 j1 vx
+    out = decode(small, torch.zeros(2, 6), ActionSpec(base_deadband=0.01), JOINTS)
+    torch.testing.assert_close(out, torch.tensor([[[0.3, -0.2, 0.0]], [[0.3, -0.2, -0.5]]]))
 
 
 def test_temporal_ensembling_is_the_weighted_mean_of_every_prediction_for_this_tick() -> None:

@@ -17,6 +17,7 @@ from vand_ros.learning.checkpoint import Checkpoint
 from vand_ros.learning.config import REGULARISERS, TrainConfig
 from vand_ros.learning.export import export_policy
 from vand_ros.learning.policy import Draws, Policy
+from vand_ros.runtime.action import ActionSpec
 from vand_ros.runtime.card import CARD_KEY, DEFAULT_MODE_REASONS, DrawSampler, ModelCard
 from vand_ros.runtime.layout import Layout, default_layout
 
@@ -128,6 +129,7 @@ ACTIONS = {
         "ensemble_decay": 0.3,
     },
     "absolute_chunk_ensemble": {"action_chunk": 4, "chunk_execution": "ensemble"},
+    "relative_deadband": {"action_representation": "relative", "base_deadband": 0.3},
 }
 
 
@@ -160,12 +162,17 @@ def test_the_card_says_what_the_runtime_needs(tmp_path: Path) -> None:
     raw = json.loads(meta[CARD_KEY])
     assert raw == card.raw
     assert raw["card_format"] == 2 and raw["formulation"] == "vand_ros/1"
-    assert raw["action"] == {
-        "representation": "absolute",
-        "chunk": 1,
-        "execution": "first",
-        "ensemble_decay": 0.0,
-    }
+    assert (
+        raw["action"]
+        == ActionSpec().to_dict()
+        == {
+            "representation": "absolute",
+            "chunk": 1,
+            "execution": "first",
+            "ensemble_decay": 0.0,
+            "base_deadband": 0.0,
+        }
+    )
     assert raw["package_version"] == vand_ros.__version__
     assert Layout.from_dict(raw["layout"]) == LAYOUT
     assert raw["joint_names"] == ["j0", "j1", "j2"] and raw["vocabulary"] == ["wipe", "visit"]
@@ -247,3 +254,16 @@ def test_default_layout_model_exports(tmp_path: Path) -> None:
     ckpt = Checkpoint.from_policy(Policy(cfg, layout.obs_dim, layout.act_dim, stats), layout, 20.0, stats, {})
     card = export_policy(ckpt, tmp_path / "p.onnx")
     assert card.layout == layout and card.input_shape("obs") == (1, 37)
+
+
+def test_the_card_names_bags_without_the_training_machines_paths() -> None:
+    from vand_ros.learning.export import portable_summary
+
+    summary = {
+        "episodes": 2,
+        "per_bag": [{"bag": "/home/me/data/bags/wipe_003", "status": "ok"}],
+        "skipped": [{"bag": "/tmp/x/bad_bag", "kind": "corrupt", "problem": "no footer"}],
+    }
+    out = portable_summary(summary)
+    assert out["per_bag"] == [{"bag": "wipe_003", "status": "ok"}] and out["skipped"][0]["bag"] == "bad_bag"
+    assert summary["per_bag"][0]["bag"] == "/home/me/data/bags/wipe_003"  # the checkpoint keeps its paths

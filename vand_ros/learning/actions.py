@@ -84,12 +84,17 @@ def policy_stats(
 
 
 def decode(chunk: Tensor, obs: Tensor, spec: ActionSpec, joints: slice) -> Tensor:
-    """Raw chunk (B, K, A) in the representation + raw obs (B, D) -> absolute commands (B, K, A)."""
-    if spec.representation == "absolute":
-        return chunk
-    offset = torch.zeros_like(chunk[:, 0])  # (B, A)
-    offset[:, joints] = obs[:, joints]
-    return chunk + offset[:, None, :]
+    """Raw chunk (B, K, A) in the representation + raw obs (B, D) -> absolute commands (B, K, A): joints
+    made absolute, base commands below the deadband zeroed (the joints are the first entries of act)."""
+    if spec.representation == "relative":
+        offset = torch.zeros_like(chunk[:, 0])  # (B, A)
+        offset[:, joints] = obs[:, joints]
+        chunk = chunk + offset[:, None, :]
+    if spec.base_deadband > 0:
+        base = chunk[..., joints.stop :]  # (B, K, A - J)
+        base = torch.where(base.abs() < spec.base_deadband, torch.zeros_like(base), base)
+        chunk = torch.cat([chunk[..., : joints.stop], base], dim=-1)
+    return chunk
 
 
 def ensemble_weights(spec: ActionSpec, device: torch.device | str | None = None) -> Tensor:

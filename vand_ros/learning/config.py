@@ -67,6 +67,7 @@ class TrainConfig:
     action_chunk: int = 1  # K: commands predicted per tick (this one and the next K - 1)
     chunk_execution: str = "first"  # "first" command of the newest chunk, or "ensemble" (temporal)
     ensemble_decay: float = 0.0  # [1/tick] temporal-ensembling weight exp(-decay * age)
+    base_deadband: float = 0.0  # [m/s], [rad/s]: base commands smaller than this (per axis) are sent as zero
     # -- optimisation -----------------------------------------------------------------------------------
     seq_len: int = 64  # truncated-BPTT window [steps]; the state is carried (detached) across windows
     batch_size: int = 16  # episodes per batch
@@ -135,7 +136,11 @@ class TrainConfig:
     @property
     def action_spec(self) -> ActionSpec:
         return ActionSpec(
-            self.action_representation, self.action_chunk, self.chunk_execution, self.ensemble_decay
+            self.action_representation,
+            self.action_chunk,
+            self.chunk_execution,
+            self.ensemble_decay,
+            self.base_deadband,
         )
 
     @property

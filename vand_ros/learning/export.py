@@ -138,6 +138,19 @@ def _scale_summary(values: np.ndarray) -> dict[str, Any]:
     }
 
 
+def portable_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The dataset summary with each bag named by its folder name, not by a path on the training machine
+    (the card travels to the robot, where those paths say nothing)."""
+    out = dict(summary)
+    for key in ("per_bag", "skipped"):
+        if isinstance(out.get(key), list):
+            out[key] = [
+                {**r, "bag": Path(str(r["bag"])).name} if isinstance(r, dict) and "bag" in r else r
+                for r in out[key]
+            ]
+    return out
+
+
 def build_card(
     ckpt: Checkpoint, policy: Policy, mode: str | None, exporter: dict[str, Any]
 ) -> dict[str, Any]:
@@ -205,7 +218,7 @@ def build_card(
         "io": io_spec(policy),
         "contract": CONTRACT,
         "normalisation": ckpt.stats.to_dict(),
-        "dataset": ckpt.dataset_summary,
+        "dataset": portable_summary(ckpt.dataset_summary),
         "training": {
             "epochs": ckpt.training.get("epochs"),
             "best_epoch": ckpt.training.get("best_epoch"),

@@ -57,12 +57,16 @@ class Policy(nn.Module):
     def __init__(
         self, cfg: TrainConfig, obs_dim: int, act_dim: int, stats: NormStats | None = None, joints: int = 0
     ) -> None:
-        """`joints`: arm joints, the first entries of both obs and act (needed by relative actions)."""
+        """`joints`: arm joints, the first entries of both obs and act (needed by relative actions and the
+        base deadband)."""
         super().__init__()
         self.cfg = cfg
         self.action = cfg.action_spec
-        if self.action.representation == "relative" and not 0 < joints <= min(obs_dim, act_dim):
-            raise ValueError(f"relative actions need the number of arm joints (got joints={joints})")
+        needs_joints = self.action.representation == "relative" or self.action.base_deadband > 0
+        if needs_joints and not 0 < joints <= min(obs_dim, act_dim):
+            raise ValueError(
+                f"{self.action.label} actions need the number of arm joints (got joints={joints})"
+            )
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.joints = slice(0, joints)
         for name, dim in (
