@@ -123,10 +123,11 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
         "--candidate", "absolute", "--candidate", "relative", "action_representation=relative",
         "--candidate", "few", "regulariser=none", "train_episodes=1",
         "--candidate", "picked", "regulariser=none", "select_every=1",
+        "--candidate", "relative_db", "action_representation=relative", "base_deadband=0.05",
     ]  # fmt: skip
     assert cli.main(argv) == 0
     summary = json.loads((out / "sweep.json").read_text())
-    assert set(summary) == {"absolute", "relative", "few", "picked"}
+    assert set(summary) == {"absolute", "relative", "few", "picked", "relative_db"}
     assert summary["few"]["regulariser"] == "none" and summary["few"]["overrides"] == {"train_episodes": 1}
     for s in summary.values():
         (cell,) = s["modes"][s["best_mode"]].values()
@@ -140,9 +141,13 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
             "vand_action_representation=relative",
             "none_train_episodes=1",
             "none_select_every=1",
+            "vand_action_representation=relative_base_deadband=0.05",
         )
         for seed in (0, 1)
     )
+    # the deadband is execution-side: relative_db is the relative training run, exported with it
+    runs = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir())
+    assert len(runs) == 8 and not any("deadband" in r for r in runs)
     # select_every: each epoch scored in closed loop on selection scenarios, the best kept
     picked = json.loads((out / "runs" / "none_select_every=1_s0" / "summary.json").read_text())
     assert picked["selection"] == "closed-loop score" and 0 <= picked["best_closed_loop_score"] <= 2

@@ -182,3 +182,21 @@ def test_closed_loop_selection_keeps_the_best_scored_epoch_not_the_lowest_loss(
     losses = [h["val_loss"] for h in by_loss.history]
     assert by_loss.best_epoch == 1 + losses.index(min(losses))
     assert Checkpoint.load(tmp_path / "p").training["selection"] == "validation loss"
+
+
+def test_execution_fields_change_at_export_without_retraining(periodic: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert (
+        _run("train", str(periodic), "--out", str(run_dir), "--smoke", "--quiet", "--set", "action_chunk=3")
+        == 0
+    )
+    out = tmp_path / "p.onnx"
+    argv = ["export", str(run_dir), "--out", str(out), "--execution", "ensemble", "--base-deadband", "0.05"]
+    assert _run(*argv) == 0
+    from vand_ros.runtime.policy import PolicyRuntime
+
+    card = PolicyRuntime(out).card
+    assert (card.action.chunk, card.action.execution, card.action.base_deadband) == (3, "ensemble", 0.05)
+    assert ("chunk", "chunk_out") in card.state
+    with pytest.raises(VandError, match="can change after training"):
+        Checkpoint.load(run_dir).with_execution(hidden_size=8)

@@ -17,6 +17,7 @@ logic, ONNX runtime and safety filter); test runs use scenario seed = training s
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import time
 from collections.abc import Sequence
@@ -162,35 +163,47 @@ def run_job(campaign: Campaign, job: Job) -> tuple[list[dict[str, Any]], dict[st
 
 
 def _train_and_export(campaign: Campaign, job: Job) -> Path:
+    """Train the job's model (unless trained) and export it. Jobs that differ only in execution-side
+    fields (checkpoint.EXECUTION_FIELDS: chunk execution, base deadband) share one training run, exported
+    once per setting; a lock on the run folder makes a second job wait for the first one's training."""
     model = campaign.out / "models" / f"{job.name}.onnx"
     if model.is_file():
         return model
+    from vand_ros.learning.checkpoint import CHECKPOINT_NAME, EXECUTION_FIELDS, Checkpoint
+    from vand_ros.learning.export import export_policy
+
+    overrides = dict(job.overrides)
+    execution = {k: overrides.pop(k) for k in EXECUTION_FIELDS if k in overrides}
+    trained = Job(job.regulariser, tuple(sorted(overrides.items())), job.seed, job.validation)
+    run_dir = campaign.out / "runs" / trained.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir.parent / f".{trained.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (run_dir / "summary.json").is_file():
+            _train(campaign, trained, run_dir)
+    export_policy(Checkpoint.load(run_dir / CHECKPOINT_NAME).with_execution(**execution), model)
+    return model
+
+
+def _train(campaign: Campaign, job: Job, run_dir: Path) -> None:
     import torch
 
     from vand_ros.data.dataset import Dataset
-    from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
     from vand_ros.learning.config import TrainConfig
-    from vand_ros.learning.export import export_policy
     from vand_ros.learning.train import train
 
-    run_dir = campaign.out / "runs" / job.name
-    if not (run_dir / "summary.json").is_file():
-        values = {**campaign.train, **dict(job.overrides), "regulariser": job.regulariser, "seed": job.seed}
-        cfg = TrainConfig(**values)
-        validator = None
-        if cfg.select_every:  # keep the checkpoint that does best in closed loop (evaluation.selection)
-            from vand_ros.evaluation.selection import ClosedLoopValidator
+    values = {**campaign.train, **dict(job.overrides), "regulariser": job.regulariser, "seed": job.seed}
+    cfg = TrainConfig(**values)
+    validator = None
+    if cfg.select_every:  # keep the checkpoint that does best in closed loop (evaluation.selection)
+        from vand_ros.evaluation.selection import ClosedLoopValidator
 
-            validator = ClosedLoopValidator(
-                load_references(campaign.out / "reference.json"), campaign.behaviours
-            )
-        torch.set_num_threads(campaign.threads)
-        t0 = time.perf_counter()
-        log(f"train: {job.name}")
-        train(Dataset.load(campaign.out / "dataset"), cfg, run_dir, progress=False, validator=validator)
-        log(f"train: {job.name} done in {time.perf_counter() - t0:.0f} s")
-    export_policy(Checkpoint.load(run_dir / CHECKPOINT_NAME), model)
-    return model
+        validator = ClosedLoopValidator(load_references(campaign.out / "reference.json"), campaign.behaviours)
+    torch.set_num_threads(campaign.threads)
+    t0 = time.perf_counter()
+    log(f"train: {job.name}")
+    train(Dataset.load(campaign.out / "dataset"), cfg, run_dir, progress=False, validator=validator)
+    log(f"train: {job.name} done in {time.perf_counter() - t0:.0f} s")
 
 
 def parse_overrides(items: Sequence[str], regularisers: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ One `torch.save` file of plain types and tensors (loadable with `weights_only=Tr
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from vand_ros.learning.policy import Policy
 from vand_ros.runtime.layout import Layout
 
 CHECKPOINT_FORMAT = 1
+EXECUTION_FIELDS = ("chunk_execution", "ensemble_decay", "base_deadband")  # TrainConfig fields free at export
 CHECKPOINT_NAME = "checkpoint.pt"  # the best model (lowest validation loss) in a run directory
 
 
@@ -64,6 +66,15 @@ class Checkpoint:
             dict(training or {}),
             list(history or []),
         )
+
+    def with_execution(self, **fields: Any) -> Checkpoint:
+        """A copy whose config has other execution-side action fields (EXECUTION_FIELDS: how commands are
+        picked from a chunk and the base deadband). They do not touch the trained weights, so a model can be
+        exported with them without retraining; the card records the values used."""
+        unknown = sorted(set(fields) - set(EXECUTION_FIELDS))
+        if unknown:
+            raise VandError(f"only {list(EXECUTION_FIELDS)} can change after training, not {unknown}")
+        return dataclasses.replace(self, config=dataclasses.replace(self.config, **fields))
 
     def build_policy(self) -> Policy:
         policy = Policy(

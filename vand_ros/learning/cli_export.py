@@ -11,13 +11,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="ONNX file to write")
     parser.add_argument("--mode", help="default execution mode on the card (default: the regulariser's)")
     parser.add_argument("--dynamo", action="store_true", help="use torch's dynamo exporter (opset 18)")
+    parser.add_argument(
+        "--execution",
+        choices=("first", "ensemble"),
+        help="how a chunked policy picks this tick's command (default: as trained); no retraining needed",
+    )
+    parser.add_argument("--ensemble-decay", type=float, help="temporal-ensembling weight decay [1/tick]")
+    parser.add_argument(
+        "--base-deadband", type=float, help="base commands below this per axis [m/s, rad/s] are sent as zero"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from vand_ros.learning.checkpoint import Checkpoint
     from vand_ros.learning.export import export_policy
 
-    card = export_policy(Checkpoint.load(args.run_dir), args.out, mode=args.mode, dynamo=args.dynamo)
+    ckpt = Checkpoint.load(args.run_dir)
+    execution = {
+        "chunk_execution": args.execution,
+        "ensemble_decay": args.ensemble_decay,
+        "base_deadband": args.base_deadband,
+    }
+    ckpt = ckpt.with_execution(**{k: v for k, v in execution.items() if v is not None})
+    card = export_policy(ckpt, args.out, mode=args.mode, dynamo=args.dynamo)
     reg = card.raw["regulariser"]
     print(
         json.dumps(
