@@ -71,7 +71,7 @@ def _policy_step(cfg: TrainConfig, x: Tensor, y: Tensor) -> Callable[[], None]:
     def step() -> None:
         nonlocal state
         out = policy(x, state, drawer.window(B, T), hard=False)
-        loss = policy.nll(out.mean, y).mean() + cfg.beta * out.reg.mean()
+        loss = policy.nll(out.mean, y[:, :, None]).mean() + cfg.beta * out.reg.mean()  # chunk of 1
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
