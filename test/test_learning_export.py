@@ -17,7 +17,6 @@ from vand_ros.learning.checkpoint import Checkpoint
 from vand_ros.learning.config import REGULARISERS, TrainConfig
 from vand_ros.learning.export import export_policy
 from vand_ros.learning.policy import Draws, Policy
-from vand_ros.runtime.action import ActionSpec
 from vand_ros.runtime.card import CARD_KEY, DEFAULT_MODE_REASONS, DrawSampler, ModelCard
 from vand_ros.runtime.layout import Layout, default_layout
 
@@ -164,13 +163,13 @@ def test_the_card_says_what_the_runtime_needs(tmp_path: Path) -> None:
     assert raw["card_format"] == 2 and raw["formulation"] == "vand_ros/1"
     assert (
         raw["action"]
-        == ActionSpec().to_dict()
+        == TrainConfig().action_spec.to_dict()
         == {
-            "representation": "absolute",
+            "representation": "relative",
             "chunk": 1,
             "execution": "first",
             "ensemble_decay": 0.0,
-            "base_deadband": 0.0,
+            "base_deadband": 0.05,
         }
     )
     assert raw["package_version"] == vand_ros.__version__
@@ -251,7 +250,8 @@ def test_default_layout_model_exports(tmp_path: Path) -> None:
     layout = default_layout()
     cfg = TrainConfig(hidden_size=8, encoder_size=8)
     stats = NormStats(*(np.ones(n, np.float32) for n in (layout.obs_dim,) * 2 + (layout.act_dim,) * 2))
-    ckpt = Checkpoint.from_policy(Policy(cfg, layout.obs_dim, layout.act_dim, stats), layout, 20.0, stats, {})
+    policy = Policy(cfg, layout.obs_dim, layout.act_dim, stats, len(layout.joint_names))
+    ckpt = Checkpoint.from_policy(policy, layout, 20.0, stats, {})
     card = export_policy(ckpt, tmp_path / "p.onnx")
     assert card.layout == layout and card.input_shape("obs") == (1, 37)
 

@@ -63,11 +63,12 @@ class TrainConfig:
     # -- execution --------------------------------------------------------------------------------------
     execution_mode: str = ""  # "" = the regulariser's default (EXECUTION_MODES)
     # -- action representation (vand_ros.runtime.action; decoded inside the ONNX graph) ------------------
-    action_representation: str = "absolute"  # "absolute" joint targets, or "relative" to the measured joints
+    # relative and the deadband: docs/learnability.md (absolute targets were copied; the base crept)
+    action_representation: str = "relative"  # "relative" to the measured joints, or "absolute" joint targets
     action_chunk: int = 1  # K: commands predicted per tick (this one and the next K - 1)
     chunk_execution: str = "first"  # "first" command of the newest chunk, or "ensemble" (temporal)
     ensemble_decay: float = 0.0  # [1/tick] temporal-ensembling weight exp(-decay * age)
-    base_deadband: float = 0.0  # [m/s], [rad/s]: base commands smaller than this (per axis) are sent as zero
+    base_deadband: float = 0.05  # [m/s], [rad/s]: base commands smaller than this (per axis) are sent as zero
     # -- optimisation -----------------------------------------------------------------------------------
     seq_len: int = 64  # truncated-BPTT window [steps]; the state is carried (detached) across windows
     batch_size: int = 16  # episodes per batch

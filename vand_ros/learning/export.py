@@ -323,11 +323,12 @@ def export_untrained_policy(
     """Export an untrained policy: for benchmarks and plumbing tests, never for a robot task.
 
     Observations are taken as already normalised (mean 0, std 1); actions are de-normalised with
-    `act_mean` (default zeros) and a small `act_std`, so the output stays near `act_mean` whatever comes in.
-    Cost per step is that of a trained model of the same size.
+    `act_mean` (default zeros) and a small `act_std`, so the output stays near `act_mean` whatever comes in
+    (with the default config: absolute targets, no deadband). Cost per step is that of a trained model of
+    the same size.
     """
     torch.manual_seed(seed)
-    cfg = cfg or TrainConfig()
+    cfg = cfg or TrainConfig(action_representation="absolute", base_deadband=0.0)
     mean = np.zeros(layout.act_dim, np.float32) if act_mean is None else np.asarray(act_mean, np.float32)
     stats = NormStats(
         obs_mean=np.zeros(layout.obs_dim, np.float32),
@@ -335,7 +336,7 @@ def export_untrained_policy(
         act_mean=mean,
         act_std=np.full(layout.act_dim, act_std, np.float32),
     )
-    policy = Policy(cfg, layout.obs_dim, layout.act_dim, stats)
+    policy = Policy(cfg, layout.obs_dim, layout.act_dim, stats, len(layout.joint_names))
     ckpt = Checkpoint.from_policy(policy, layout, control_rate, stats, {"note": "untrained policy"})
     export_policy(ckpt, out)
     return Path(out)
