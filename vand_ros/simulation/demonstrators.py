@@ -12,27 +12,21 @@ behaviour's `BehaviourSpec` (simulation.behaviours); the task parameters are dra
 - wipe: stroke amplitude 0.15..0.30, period 2.5..4.0, reach from the pan axis 0.55..0.65, stroke
   centre y -0.05..0.05.
 - patrol: loop radius 0.60..0.80, speed 0.40..0.50 m/s (period 7.5..12.6 s), carry pose home +- 0.05
-  per joint. The loop is driven at constant curvature (forward speed, turn rate speed / radius), so a
-  push or executed-command noise shifts the circle rather than being steered back.
+  per joint.
 - visit_abc / visit_cba: speed 0.45..0.55 m/s, touch reach 0.50..0.60, dwell 0.4..0.8 (the visits take
   about 20 s of the 26..30 s, then the robot stays stopped).
 
 wipe: the base stays where it is (it commands exactly zero, also after a push or executed-command noise,
 see `perturb`); after a 2 s approach the end effector strokes left and right across the table top
-(sinusoid in y, in the base frame).
-patrol: the base drives a circle (counter-clockwise, started tangentially, constant curvature) with the
-arm in carry pose.
-visit_*: the base drives to a stand-off pose facing each station in turn; the arm reaches down, touches the
-station mark with the end effector (aimed from where the base is at each tick, so a base still settling
-does not spoil the touch), dwells, lifts back to carry pose; after the last station the robot stops and
-stays.
-
-Changed in 2026-11, for every method (issue 12; docs/results.md), because a policy can only learn what its
-observation shows: a displaced wipe base drove back to its start pose, and the patrol steered back onto the
-circle around a centre set by its start pose; neither pose is in the observation, so the policies learned
-an average correction whose bias turned the parked robot round and made the loop drift. The visit touch was
-aimed once, from the pose at arrival, and landed up to 5.6 cm off the mark against the metrics' 6 cm
-tolerance (now < 1 cm).
+(sinusoid in y, in the base frame). Until 2026-11 a displaced wipe base drove back to its start pose; that
+pose is not in the observation, so a policy could only learn an average correction, and a small bias on
+the base command turned the parked robot round in closed loop (docs/results.md). patrol: the base drives a
+circle (counter-clockwise, started tangentially) with the arm in carry pose. visit_*: the base drives to a
+stand-off pose facing each station in turn; the arm reaches down, touches the station mark with the end
+effector (aimed from where the base is at each tick, so a base still settling does not spoil the touch),
+dwells, lifts back to carry pose; after the last station the robot stops and stays. Until 2026-11 the
+touch was aimed once, from the pose at arrival, and landed up to 5.6 cm off the mark against the
+metrics' 6 cm tolerance.
 """
 
 from __future__ import annotations
@@ -160,13 +154,18 @@ class Patrol:
         return 2 * math.pi * self.radius / self.speed
 
     def act(self, obs: Observation, memory: Memory) -> tuple[Command, Memory]:
-        """Drive forward at `speed` turning at speed / radius (constant curvature, from wherever the base
-        is). Until 2026-11 the base also steered back onto the circle around `centre`; that centre comes
-        from the episode's start pose, which no observation shows, so a policy could learn only an average
-        of those corrections, and the loop's centre drifted in closed loop (docs/results.md)."""
+        cx, cy = self.centre
+        dx, dy = obs.odom.x - cx, obs.odom.y - cy
+        rho = max(math.hypot(dx, dy), 1e-6)
+        er = (dx / rho, dy / rho)
+        et = (-er[1], er[0])
         v = self.speed * min(1.0, obs.t / 1.0)
+        vwx = v * et[0] + 1.5 * (self.radius - rho) * er[0]
+        vwy = v * et[1] + 1.5 * (self.radius - rho) * er[1]
+        vx, vy = _world_twist_to_base(vwx, vwy, obs.odom.yaw)
+        wz = v / self.radius + 2.0 * wrap(math.atan2(et[1], et[0]) - obs.odom.yaw)
         arm = _lerp(self.start_arm, self.carry, obs.t / 1.5)
-        return Command(arm, _clip_twist(v, 0.0, v / self.radius)), memory
+        return Command(arm, _clip_twist(vx, vy, wz)), memory
 
 
 @dataclass(frozen=True)

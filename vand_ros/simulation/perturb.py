@@ -15,8 +15,7 @@ break that shortcut and show states off the demonstrated path with the demonstra
   the simulation displaces the arm joints by uniform(-push_arm, push_arm) [rad] each (halved until the
   end effector does not end lower: teleporting it down would put it inside the table) and the base by up to
   `push_base` [m] in a random direction and up to `push_yaw` [rad]; nothing is commanded, the demonstrator
-  recovers (the visits re-aim from where the robot is; the patrol loop and the wipe stroke carry on from
-  where the push left the base).
+  recovers (the closed-loop ones steer back; the time-indexed wipe resumes its stroke).
 
 Everything is drawn from `rng(seed, episode, behaviour)`, a stream independent of the episode parameters,
 so a perturbed episode has the same task parameters as the clean episode of the same seed and index, and
