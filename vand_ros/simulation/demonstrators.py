@@ -18,15 +18,21 @@ behaviour's `BehaviourSpec` (simulation.behaviours); the task parameters are dra
 
 wipe: the base stays where it is (it commands exactly zero, also after a push or executed-command noise,
 see `perturb`); after a 2 s approach the end effector strokes left and right across the table top
-(sinusoid in y, in the base frame). Until 2026-11 a displaced wipe base drove back to its start pose; that
-pose is not in the observation, so a policy could only learn an average correction, and a small bias on
-the base command turned the parked robot round in closed loop (docs/results.md). patrol: the base drives a
-circle (counter-clockwise, started tangentially) with the arm in carry pose. visit_*: the base drives to a
-stand-off pose facing each station in turn; the arm reaches down, touches the station mark with the end
-effector (aimed from where the base is at each tick, so a base still settling does not spoil the touch),
-dwells, lifts back to carry pose; after the last station the robot stops and stays. Until 2026-11 the
-touch was aimed once, from the pose at arrival, and landed up to 5.6 cm off the mark against the
-metrics' 6 cm tolerance.
+(sinusoid in y, in the base frame).
+patrol: the base drives a circle (counter-clockwise, started tangentially) with the arm in carry pose,
+steering back onto it after a push.
+visit_*: the base drives to a stand-off pose facing each station in turn; the arm reaches down, touches the
+station mark with the end effector (aimed from where the base is at each tick, so a base still settling
+does not spoil the touch), dwells, lifts back to carry pose; after the last station the robot stops and
+stays.
+
+Changed in 2026-11 for every method (issue 12; docs/learnability.md). A displaced wipe base drove back to
+its start pose, which no observation shows: the policies learned an average correction whose bias turned
+the parked robot round. The visit touch was aimed once, from the pose at arrival, and landed up to 5.6 cm
+off the mark against the metrics' 6 cm tolerance (now < 1 cm). Tried and reverted: a patrol at constant
+curvature (no steering back to its circle, whose centre is set by the unobservable start pose); the
+learned loops drifted as much or more (docs/learnability.md), so the steering back, which a policy can
+partly learn from the base velocity, stays.
 """
 
 from __future__ import annotations
