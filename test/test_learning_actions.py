@@ -47,7 +47,9 @@ def test_decoding_inverts_the_relative_targets() -> None:
     torch.testing.assert_close(absolute[..., 2], chunk[..., 2])
     assert decode(chunk, obs, ActionSpec(), JOINTS) is chunk
     small = torch.tensor([[[0.3, -0.2, 0.004]], [[0.3, -0.2, -0.5]]])  # (2, 1, 3): j0 j1 vx
-    out = decode(small, torch.zeros(2, 6), ActionSpec(base_deadband=0.01), JOINTS)
+    spec = ActionSpec(base_deadband=0.01, base_deadband_angular=0.5)
+    assert spec.deadband(("vx", "vy", "wz")) == [0.01, 0.01, 0.5]
+    out = decode(small, torch.zeros(2, 6), spec, JOINTS, torch.tensor(spec.deadband(("vx",))))
     torch.testing.assert_close(out, torch.tensor([[[0.3, -0.2, 0.0]], [[0.3, -0.2, -0.5]]]))
 
 
@@ -104,7 +106,9 @@ def test_teacher_forced_commands_equal_stepping_the_execution_graph(execution: s
     )  # fmt: skip
     ep = _episode()
     torch.manual_seed(0)
-    policy = Policy(cfg, LAYOUT.obs_dim, LAYOUT.act_dim, NormStats.from_episodes([ep]), joints=2).eval()
+    policy = Policy(
+        cfg, LAYOUT.obs_dim, LAYOUT.act_dim, NormStats.from_episodes([ep]), joints=2, base_axes=("vx",)
+    ).eval()
     fast = teacher_forced_commands(policy, ep)
     draws = DrawMaker(cfg, LAYOUT.obs_dim, "deterministic", 0)
     draws.reset(1)
@@ -132,7 +136,9 @@ def test_copycat_diagnostic_scores_a_copier_at_gain_zero_and_copy_error() -> Non
     cfg = TrainConfig(regulariser="none", hidden_size=4, encoder_size=4, action_representation="relative")
     eps = [_episode(seed=s) for s in range(2)]
     stats = policy_stats(NormStats.from_episodes(eps), eps, cfg.action_spec, LAYOUT)
-    diag = copycat(_Copier(cfg, LAYOUT.obs_dim, LAYOUT.act_dim, stats, joints=2), eps, ["j0", "j1"])
+    diag = copycat(
+        _Copier(cfg, LAYOUT.obs_dim, LAYOUT.act_dim, stats, joints=2, base_axes=("vx",)), eps, ["j0", "j1"]
+    )
     assert set(diag) == {"a", "all"}
     for v in diag["all"].values():
         assert abs(v["gain"]) < 1e-5

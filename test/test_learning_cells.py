@@ -22,7 +22,7 @@ D, A = 5, 3
 def _policy(reg: str, cell: str, layers: int = 2, **kw: object) -> Policy:
     torch.manual_seed(0)
     cfg = TrainConfig(regulariser=reg, cell=cell, hidden_size=8, encoder_size=8, num_layers=layers, **kw)  # type: ignore[arg-type]
-    return Policy(cfg, D, A, joints=2)
+    return Policy(cfg, D, A, joints=2, base_axes=("vx",))
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -51,9 +51,13 @@ def test_stepping_equals_the_sequence_forward(reg: str, cell: str) -> None:
             torch.stack(actions, 1),
             torch.stack(
                 [
-                    decode(policy.denormalise_act(seq.mean[:, t]), obs[:, t], policy.action, policy.joints)[
-                        :, 0
-                    ]
+                    decode(
+                        policy.denormalise_act(seq.mean[:, t]),
+                        obs[:, t],
+                        policy.action,
+                        policy.joints,
+                        policy.deadband,
+                    )[:, 0]
                     for t in range(30)
                 ],
                 1,

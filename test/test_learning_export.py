@@ -42,7 +42,7 @@ def _stats() -> NormStats:
 def _checkpoint(reg: str, cell: str, layers: int = 2, **kw: object) -> Checkpoint:
     cfg = TrainConfig(regulariser=reg, cell=cell, hidden_size=6, encoder_size=6, num_layers=layers, **kw)  # type: ignore[arg-type]
     torch.manual_seed(1)
-    policy = Policy(cfg, D, A, _stats(), joints=3)
+    policy = Policy(cfg, D, A, _stats(), joints=3, base_axes=("vx", "wz"))
     with torch.no_grad():  # learned scales away from their initial values, different per unit, in the
         for layer in policy.layers:  # range VAND.md reports after training (sigma 0.005-0.6)
             if cfg.is_vand:
@@ -128,7 +128,11 @@ ACTIONS = {
         "ensemble_decay": 0.3,
     },
     "absolute_chunk_ensemble": {"action_chunk": 4, "chunk_execution": "ensemble"},
-    "relative_deadband": {"action_representation": "relative", "base_deadband": 0.3},
+    "relative_deadband": {
+        "action_representation": "relative",
+        "base_deadband": 0.3,
+        "base_deadband_angular": 0.2,
+    },
 }
 
 
@@ -169,7 +173,8 @@ def test_the_card_says_what_the_runtime_needs(tmp_path: Path) -> None:
             "chunk": 1,
             "execution": "first",
             "ensemble_decay": 0.0,
-            "base_deadband": 0.05,
+            "base_deadband": 0.02,
+            "base_deadband_angular": 0.05,
         }
     )
     assert raw["package_version"] == vand_ros.__version__
@@ -250,7 +255,7 @@ def test_default_layout_model_exports(tmp_path: Path) -> None:
     layout = default_layout()
     cfg = TrainConfig(hidden_size=8, encoder_size=8)
     stats = NormStats(*(np.ones(n, np.float32) for n in (layout.obs_dim,) * 2 + (layout.act_dim,) * 2))
-    policy = Policy(cfg, layout.obs_dim, layout.act_dim, stats, len(layout.joint_names))
+    policy = Policy(cfg, layout.obs_dim, layout.act_dim, stats, len(layout.joint_names), layout.base_axes)
     ckpt = Checkpoint.from_policy(policy, layout, 20.0, stats, {})
     card = export_policy(ckpt, tmp_path / "p.onnx")
     assert card.layout == layout and card.input_shape("obs") == (1, 37)

@@ -83,16 +83,19 @@ def policy_stats(
     )
 
 
-def decode(chunk: Tensor, obs: Tensor, spec: ActionSpec, joints: slice) -> Tensor:
+def decode(
+    chunk: Tensor, obs: Tensor, spec: ActionSpec, joints: slice, deadband: Tensor | None = None
+) -> Tensor:
     """Raw chunk (B, K, A) in the representation + raw obs (B, D) -> absolute commands (B, K, A): joints
-    made absolute, base commands below the deadband zeroed (the joints are the first entries of act)."""
+    made absolute, base commands whose magnitude is below `deadband` (A - J,) zeroed (the joints are the
+    first entries of act; `spec.deadband(base_axes)` gives the thresholds)."""
     if spec.representation == "relative":
         offset = torch.zeros_like(chunk[:, 0])  # (B, A)
         offset[:, joints] = obs[:, joints]
         chunk = chunk + offset[:, None, :]
-    if spec.base_deadband > 0:
+    if deadband is not None and spec.has_deadband:
         base = chunk[..., joints.stop :]  # (B, K, A - J)
-        base = torch.where(base.abs() < spec.base_deadband, torch.zeros_like(base), base)
+        base = torch.where(base.abs() < deadband, torch.zeros_like(base), base)
         chunk = torch.cat([chunk[..., : joints.stop], base], dim=-1)
     return chunk
 

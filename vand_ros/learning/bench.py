@@ -60,7 +60,8 @@ class _TorchGRU(nn.Module):
 def _policy_step(cfg: TrainConfig, x: Tensor, y: Tensor) -> Callable[[], None]:
     D, A = x.shape[-1], y.shape[-1]
     torch.manual_seed(0)
-    policy = Policy(cfg, D, A, joints=len(default_layout().joint_names))
+    layout = default_layout()
+    policy = Policy(cfg, D, A, joints=len(layout.joint_names), base_axes=layout.base_axes)
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=1e-3)
     drawer = DrawMaker(cfg, D, "train", 0)
@@ -113,7 +114,8 @@ def _onnx_latency(cfg: TrainConfig, steps: int, tmp: Path) -> dict[str, Any]:
         np.zeros(D, np.float32), np.ones(D, np.float32), np.zeros(A, np.float32), np.ones(A, np.float32)
     )
     torch.manual_seed(0)
-    ckpt = Checkpoint.from_policy(Policy(cfg, D, A, stats, len(layout.joint_names)), layout, 20.0, stats, {})
+    policy = Policy(cfg, D, A, stats, len(layout.joint_names), layout.base_axes)
+    ckpt = Checkpoint.from_policy(policy, layout, 20.0, stats, {})
     path = tmp / f"{cfg.regulariser}.onnx"
     card = export_policy(ckpt, path)
     opts = ort.SessionOptions()

@@ -29,7 +29,12 @@ from vand_ros.learning.policy import Policy
 from vand_ros.runtime.layout import Layout
 
 CHECKPOINT_FORMAT = 1
-EXECUTION_FIELDS = ("chunk_execution", "ensemble_decay", "base_deadband")  # TrainConfig fields free at export
+EXECUTION_FIELDS = (
+    "chunk_execution",
+    "ensemble_decay",
+    "base_deadband",
+    "base_deadband_angular",
+)  # TrainConfig fields free at export
 CHECKPOINT_NAME = "checkpoint.pt"  # the best model (lowest validation loss) in a run directory
 
 
@@ -78,7 +83,12 @@ class Checkpoint:
 
     def build_policy(self) -> Policy:
         policy = Policy(
-            self.config, self.layout.obs_dim, self.layout.act_dim, self.stats, len(self.layout.joint_names)
+            self.config,
+            self.layout.obs_dim,
+            self.layout.act_dim,
+            self.stats,
+            len(self.layout.joint_names),
+            self.layout.base_axes,
         )
         policy.load_state_dict(self.state_dict)
         return policy

@@ -18,7 +18,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ensemble-decay", type=float, help="temporal-ensembling weight decay [1/tick]")
     parser.add_argument(
-        "--base-deadband", type=float, help="base commands below this per axis [m/s, rad/s] are sent as zero"
+        "--base-deadband", type=float, help="linear base commands below this [m/s] are sent as 0"
+    )
+    parser.add_argument(
+        "--base-deadband-angular", type=float, help="angular base commands below this [rad/s] are sent as 0"
     )
 
 
@@ -31,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         "chunk_execution": args.execution,
         "ensemble_decay": args.ensemble_decay,
         "base_deadband": args.base_deadband,
+        "base_deadband_angular": args.base_deadband_angular,
     }
     ckpt = ckpt.with_execution(**{k: v for k, v in execution.items() if v is not None})
     card = export_policy(ckpt, args.out, mode=args.mode, dynamo=args.dynamo)

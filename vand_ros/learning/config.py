@@ -68,7 +68,8 @@ class TrainConfig:
     action_chunk: int = 1  # K: commands predicted per tick (this one and the next K - 1)
     chunk_execution: str = "first"  # "first" command of the newest chunk, or "ensemble" (temporal)
     ensemble_decay: float = 0.0  # [1/tick] temporal-ensembling weight exp(-decay * age)
-    base_deadband: float = 0.05  # [m/s], [rad/s]: base commands smaller than this (per axis) are sent as zero
+    base_deadband: float = 0.02  # [m/s] linear base commands smaller than this are sent as zero
+    base_deadband_angular: float = 0.05  # [rad/s] the same for angular base commands (wz)
     # -- optimisation -----------------------------------------------------------------------------------
     seq_len: int = 64  # truncated-BPTT window [steps]; the state is carried (detached) across windows
     batch_size: int = 16  # episodes per batch
@@ -142,6 +143,7 @@ class TrainConfig:
             self.chunk_execution,
             self.ensemble_decay,
             self.base_deadband,
+            self.base_deadband_angular,
         )
 
     @property

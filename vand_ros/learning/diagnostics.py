@@ -44,7 +44,9 @@ def teacher_forced_commands(
     with torch.no_grad():
         obs = torch.from_numpy(episode.obs).to(device)  # (T, D)
         out = policy(obs[None], policy.init_state(1), drawer.window(1, len(episode), device), hard=True)
-        chunks = decode(policy.denormalise_act(out.mean[0]), obs, policy.action, policy.joints)  # (T, K, A)
+        chunks = decode(
+            policy.denormalise_act(out.mean[0]), obs, policy.action, policy.joints, policy.deadband
+        )  # (T, K, A)
         chunks_np = chunks.cpu().numpy().astype(np.float64)
     if not policy.action.ensembles:
         return chunks_np[:, 0]

@@ -328,7 +328,7 @@ def export_untrained_policy(
     the same size.
     """
     torch.manual_seed(seed)
-    cfg = cfg or TrainConfig(action_representation="absolute", base_deadband=0.0)
+    cfg = cfg or TrainConfig(action_representation="absolute", base_deadband=0.0, base_deadband_angular=0.0)
     mean = np.zeros(layout.act_dim, np.float32) if act_mean is None else np.asarray(act_mean, np.float32)
     stats = NormStats(
         obs_mean=np.zeros(layout.obs_dim, np.float32),
@@ -336,7 +336,7 @@ def export_untrained_policy(
         act_mean=mean,
         act_std=np.full(layout.act_dim, act_std, np.float32),
     )
-    policy = Policy(cfg, layout.obs_dim, layout.act_dim, stats, len(layout.joint_names))
+    policy = Policy(cfg, layout.obs_dim, layout.act_dim, stats, len(layout.joint_names), layout.base_axes)
     ckpt = Checkpoint.from_policy(policy, layout, control_rate, stats, {"note": "untrained policy"})
     export_policy(ckpt, out)
     return Path(out)

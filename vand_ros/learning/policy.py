@@ -18,6 +18,7 @@ and of the targets in their representation) are buffers, so they travel with the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -49,23 +50,31 @@ class PolicyOutput(NamedTuple):
 
 class Policy(nn.Module):
     ensemble_w: Tensor  # (K,) temporal-ensembling weight per chunk offset (not saved: derived from cfg)
+    deadband: Tensor  # (A - J,) base command deadband per axis (not saved: derived from cfg and layout)
     obs_mean: Tensor  # (D,) buffers: normalisation statistics of the training split
     obs_std: Tensor
     act_mean: Tensor  # (A,)
     act_std: Tensor
 
     def __init__(
-        self, cfg: TrainConfig, obs_dim: int, act_dim: int, stats: NormStats | None = None, joints: int = 0
+        self,
+        cfg: TrainConfig,
+        obs_dim: int,
+        act_dim: int,
+        stats: NormStats | None = None,
+        joints: int = 0,
+        base_axes: Sequence[str] = (),
     ) -> None:
-        """`joints`: arm joints, the first entries of both obs and act (needed by relative actions and the
-        base deadband)."""
+        """`joints`: arm joints, the first entries of both obs and act; `base_axes`: the names of the base
+        command entries after them (layout.base_axes). Relative actions and the base deadband need them."""
         super().__init__()
         self.cfg = cfg
         self.action = cfg.action_spec
-        needs_joints = self.action.representation == "relative" or self.action.base_deadband > 0
-        if needs_joints and not 0 < joints <= min(obs_dim, act_dim):
+        needs_layout = self.action.representation == "relative" or self.action.has_deadband
+        if needs_layout and not (0 < joints <= min(obs_dim, act_dim) and len(base_axes) == act_dim - joints):
             raise ValueError(
-                f"{self.action.label} actions need the number of arm joints (got joints={joints})"
+                f"{self.action.label} actions need the arm joints and base axes of the layout (got "
+                f"joints={joints}, base_axes={list(base_axes)} for {act_dim} action entries)"
             )
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.joints = slice(0, joints)
@@ -88,6 +97,8 @@ class Policy(nn.Module):
         self.head = nn.Linear(cfg.hidden_size, K * act_dim)
         self.log_std = nn.Parameter(torch.zeros(K, act_dim))
         self.register_buffer("ensemble_w", ensemble_weights(self.action), persistent=False)  # (K,)
+        deadband = torch.tensor(self.action.deadband(base_axes), dtype=torch.float32)  # (A - J,)
+        self.register_buffer("deadband", deadband, persistent=False)
 
     # -- state ------------------------------------------------------------------------------------------
     def init_state(self, batch: int = 1, device: torch.device | str | None = None) -> State:
@@ -146,7 +157,9 @@ class Policy(nn.Module):
         )
         n_rec = 2 if self.cfg.cell == "lstm" else 1
         out = self.forward(obs.unsqueeze(1), state[:n_rec], window, hard=True)
-        chunk = decode(self.denormalise_act(out.mean[:, 0]), obs, self.action, self.joints)  # (B, K, A)
+        chunk = decode(
+            self.denormalise_act(out.mean[:, 0]), obs, self.action, self.joints, self.deadband
+        )  # (B, K, A)
         if not self.action.ensembles:
             return chunk[:, 0], out.state  # (B, A)
         action, sums = ensemble_step(state[n_rec], chunk, self.ensemble_w)

@@ -238,7 +238,9 @@ def train(
     torch.manual_seed(cfg.seed)
     stats = policy_stats(ds.stats, train_eps, cfg.action_spec, ds.layout)
     n_joints = len(ds.layout.joint_names)
-    policy = Policy(cfg, ds.layout.obs_dim, ds.layout.act_dim, stats, n_joints).to(device)
+    policy = Policy(cfg, ds.layout.obs_dim, ds.layout.act_dim, stats, n_joints, ds.layout.base_axes).to(
+        device
+    )
     params = [p for p in policy.parameters() if p.requires_grad]
     weight_decay = cfg.gal_weight_decay if cfg.regulariser == "gal" else 0.0
     optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=weight_decay)

@@ -16,10 +16,13 @@ controller, the safety filter and the evaluation never see it. Two things are na
                                 exp(-ensemble_decay * age [ticks]) (newer predictions weigh more, unlike
                                 ACT's default; decay 0 = uniform). The running sums live in an extra
                                 state pair of the graph, `chunk` -> `chunk_out`, shape (1, K, A + 1).
-    base_deadband   each base command axis whose magnitude is below this ([m/s] or [rad/s]) is sent as
-                    exactly zero. Demonstrations command zero or clearly moving velocities; a regression
-                    network leaves a residue of a few mm/s or mrad/s where they command zero, which
-                    integrates into a parked base creeping away (measured: 0.35 m over 220 s of wiping).
+    base_deadband   a linear base command axis (vx, vy) whose magnitude is below this [m/s] is sent as
+                    exactly zero; `base_deadband_angular` [rad/s] does the same for angular axes (names
+                    starting with "w": wz). Demonstrations command zero or clearly moving velocities; a
+                    regression network leaves a residue where they command zero, which integrates into a
+                    parked base creeping away (measured: 0.35 m over 220 s of wiping) or turning round
+                    (0.03 rad/s). The linear band stays small: a larger one (0.05 m/s) swallowed the first
+                    commands of a visit from standstill and the base never started (seen over DDS).
 
 Why this exists: with 20 Hz absolute joint targets the commanded target is the measured joint plus about
 one tick of motion, and a network trained on that learns to copy its measured joints (docs/results.md,
@@ -29,6 +32,7 @@ one tick of motion, and a network trained on that learns to copy its measured jo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,7 +51,8 @@ class ActionSpec:
     chunk: int = 1  # K: commands predicted per tick (this tick and the next K - 1)
     execution: str = "first"
     ensemble_decay: float = 0.0  # [1/tick] weight exp(-decay * age) in temporal ensembling
-    base_deadband: float = 0.0  # [m/s] or [rad/s] per base axis: smaller commands become exactly zero
+    base_deadband: float = 0.0  # [m/s] linear base commands smaller than this become exactly zero
+    base_deadband_angular: float = 0.0  # [rad/s] the same for angular base commands
 
     def __post_init__(self) -> None:
         problems = []
@@ -61,8 +66,10 @@ class ActionSpec:
             problems.append(f"execution {self.execution!r} (expected one of {list(EXECUTIONS)})")
         if not (math.isfinite(self.ensemble_decay) and self.ensemble_decay >= 0):
             problems.append(f"ensemble_decay {self.ensemble_decay!r} (expected a finite number >= 0)")
-        if not (math.isfinite(self.base_deadband) and self.base_deadband >= 0):
-            problems.append(f"base_deadband {self.base_deadband!r} (expected a finite number >= 0)")
+        for name in ("base_deadband", "base_deadband_angular"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                problems.append(f"{name} {value!r} (expected a finite number >= 0)")
         if problems:
             raise VandError("action representation: bad " + "; bad ".join(problems))
 
@@ -70,6 +77,14 @@ class ActionSpec:
     def ensembles(self) -> bool:
         """Whether the graph carries temporal-ensembling sums as state (a chunk of 1 has nothing to mix)."""
         return self.execution == "ensemble" and self.chunk > 1
+
+    @property
+    def has_deadband(self) -> bool:
+        return self.base_deadband > 0 or self.base_deadband_angular > 0
+
+    def deadband(self, base_axes: Sequence[str]) -> list[float]:
+        """Per base axis threshold: angular for axes named w* (wz), linear otherwise."""
+        return [self.base_deadband_angular if a.startswith("w") else self.base_deadband for a in base_axes]
 
     @property
     def label(self) -> str:
@@ -83,7 +98,14 @@ class ActionSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ActionSpec:
-        known = {"representation", "chunk", "execution", "ensemble_decay", "base_deadband"}
+        known = {
+            "representation",
+            "chunk",
+            "execution",
+            "ensemble_decay",
+            "base_deadband",
+            "base_deadband_angular",
+        }
         unknown = sorted(set(d) - known)
         if unknown:
             raise VandError(f"action representation: unknown fields {unknown}; expected only {sorted(known)}")
@@ -94,6 +116,7 @@ class ActionSpec:
                 execution=str(d.get("execution", "first")),
                 ensemble_decay=float(d.get("ensemble_decay", 0.0)),
                 base_deadband=float(d.get("base_deadband", 0.0)),
+                base_deadband_angular=float(d.get("base_deadband_angular", 0.0)),
             )
         except (TypeError, ValueError) as err:
             raise VandError(f"action representation: malformed field ({err})") from None
