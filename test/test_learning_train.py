@@ -184,6 +184,8 @@ def test_closed_loop_selection_keeps_the_best_scored_epoch_not_the_lowest_loss(
     losses = [h["val_loss"] for h in by_loss.history]
     assert by_loss.best_epoch == 1 + losses.index(min(losses))
     assert Checkpoint.load(tmp_path / "p").training["selection"] == "validation loss"
+    with pytest.raises(VandError, match="need a validator"):
+        train(Dataset.load(periodic), cfg, tmp_path / "v", progress=False)
 
 
 def test_execution_fields_change_at_export_without_retraining(periodic: Path, tmp_path: Path) -> None:

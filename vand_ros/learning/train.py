@@ -36,8 +36,8 @@ from vand_ros.errors import VandError
 from vand_ros.learning.actions import chunk_targets, policy_stats
 from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
 from vand_ros.learning.config import TrainConfig
-from vand_ros.learning.diagnostics import copycat
-from vand_ros.learning.policy import DrawMaker, Draws, Policy
+from vand_ros.learning.diagnostics import copycat, teacher_forced_commands
+from vand_ros.learning.policy import DrawMaker, Policy
 
 SMOKE_EPISODES = (4, 2)  # (train, val) episodes used by --smoke
 SMOKE_STEPS = 96  # and the first steps of each
@@ -113,27 +113,6 @@ def evaluate(
     return {"nll": nll_sum / max(count, 1.0), "mse": mse_sum / max(count, 1.0)}
 
 
-def open_loop(policy: Policy, episode: Episode, mode: str, seed: int = 0) -> np.ndarray:
-    """Absolute raw commands (T, A) the policy sends on the demonstrated observations (teacher-forced),
-    stepping the execution graph's maths (decoding and ensembling included)."""
-    device = policy.head.weight.device
-    drawer = DrawMaker(policy.cfg, policy.obs_dim, mode, seed)
-    drawer.reset(1)
-    policy.eval()
-    obs = torch.from_numpy(episode.obs).to(device)  # (T, D)
-    draws = drawer.window(1, len(episode), device)
-    state = policy.init_exec_state(1)
-    actions = []
-    with torch.no_grad():
-        for t in range(len(episode)):
-            step = Draws(
-                draws.eps[:, t], draws.u[:, t], None if draws.u_x is None else draws.u_x[:, t]
-            )  # (1, ...)
-            action, state = policy.step(obs[t : t + 1], state, step)  # (1, A)
-            actions.append(action[0])
-    return torch.stack(actions).cpu().numpy()  # (T, A)
-
-
 def _scale_stats(values: Tensor, prefix: str) -> dict[str, float]:
     v = values.detach().cpu().double()
     return {
@@ -180,7 +159,7 @@ class _Selector:
     def __init__(
         self, cfg: TrainConfig, validator: Validator | None, snapshot: Callable[[], Checkpoint]
     ) -> None:
-        self.every = cfg.select_every if validator is not None else 0
+        self.every = cfg.select_every
         self.validator = validator
         self.snapshot = snapshot
         self.best: tuple[float, float] = (-math.inf, -math.inf)  # (score, -val_loss)
@@ -221,6 +200,12 @@ def train(
 
     from vand_ros.learning import plots
 
+    if cfg.select_every and validator is None:
+        raise VandError(
+            f"select_every={cfg.select_every} chooses the checkpoint by closed-loop runs, which need a "
+            "validator: train through `vand-ros sweep` or `vand-ros evaluate` (they pass one), or set "
+            "select_every=0"
+        )
     if cfg.smoke:
         cfg = cfg.smoke_version()  # idempotent
     device = resolve_device(cfg.device)
@@ -382,7 +367,7 @@ def train(
     plots.sigma_rho(history, run_dir / "sigma_rho.png")
     plots.open_loop(
         shown.act,
-        open_loop(best_policy, shown, cfg.default_mode, cfg.seed),
+        teacher_forced_commands(best_policy, shown, cfg.default_mode, cfg.seed),
         ds.layout.act_names,
         ds.control_rate,
         f"{cfg.regulariser}/{cfg.cell}, {cfg.default_mode} mode, {shown.source}",
