@@ -51,7 +51,15 @@ def export_tiny_policy(path: Path, regulariser: str = "vand", cell: str = "gru")
 
     layout = default_layout()
     home = np.array([j.home for j in robot.ARM_JOINTS] + [0.0] * len(layout.base_axes), dtype=np.float32)
-    cfg = TrainConfig(regulariser=regulariser, cell=cell, hidden_size=16, encoder_size=16)
+    cfg = TrainConfig(
+        regulariser=regulariser,
+        cell=cell,
+        hidden_size=16,
+        encoder_size=16,
+        action_representation="absolute",
+        base_deadband=0.0,
+        base_deadband_angular=0.0,
+    )  # fmt: skip  (absolute targets: the output is its action mean whatever comes in)
     return export_untrained_policy(path, layout, robot.RATES.control, cfg, act_mean=home)
 
 
