@@ -53,10 +53,19 @@ def test_refuses_what_is_not_a_policy(tmp_path: Path, tiny_policy: Path) -> None
 
 def test_check_matches_says_what_differs(tiny_policy: Path) -> None:
     policy = PolicyRuntime(tiny_policy)
-    policy.check_matches(joint_names=robot.ARM_JOINT_NAMES, control_rate=20.0, vocabulary_words=["wipe"])
+    policy.check_matches(
+        joint_names=robot.ARM_JOINT_NAMES,
+        control_rate=20.0,
+        vocabulary_words=["wipe"],
+        base_axes=robot.BASE_AXES,
+    )
     with pytest.raises(VandError) as err:
         policy.check_matches(
-            joint_names=["j1"], control_rate=50.0, vocabulary_words=["dance"], feature_size=3
+            joint_names=["j1"],
+            control_rate=50.0,
+            vocabulary_words=["dance"],
+            feature_size=3,
+            base_axes=["vx", "wz"],
         )
     text = str(err.value)
     for part in (
@@ -64,5 +73,6 @@ def test_check_matches_says_what_differs(tiny_policy: Path) -> None:
         "control rate: configured 50.0 Hz",
         "'dance'",
         "camera features: configured 3",
+        "base command axes: the controller sends ['vx', 'wz'], the model commands ['vx', 'vy', 'wz']",
     ):
         assert part in text

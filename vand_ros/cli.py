@@ -66,6 +66,16 @@ def _load(name: str) -> object | None:
         return None
 
 
+def split_ros_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(our arguments, ROS arguments): everything from `--ros-args` on belongs to rcl, as after a ROS
+    executable's own arguments. argparse cannot take it as a remainder: it reads `--ros-args` as an option."""
+    argv = list(argv)
+    if "--ros-args" not in argv:
+        return argv, []
+    i = argv.index("--ros-args")
+    return argv[:i], argv[i:]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     top = _top_parser()
@@ -84,7 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vand-ros {name}: not available in vand_ros {__version__} yet.", file=sys.stderr)
         return 2
     module.configure(parser)  # type: ignore[attr-defined]
+    rest, ros_args = split_ros_args(rest)
     args = parser.parse_args(rest)
+    if ros_args:
+        if not hasattr(args, "ros_args"):
+            parser.error("--ros-args: this subcommand starts no ROS node of its own")
+        args.ros_args = ros_args
     try:
         return int(module.run(args))  # type: ignore[attr-defined]
     except VandError as err:

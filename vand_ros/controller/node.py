@@ -30,7 +30,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vand_ros.controller.core import ControlCore, TickResult
 from vand_ros.controller.params import PARAMETERS, ControllerConfig, ParamSpec
-from vand_ros.controller.safety import SafetyFilter
+from vand_ros.controller.safety import BASE_AXES, SafetyFilter
 from vand_ros.controller.timing import LoopMonitor
 from vand_ros.errors import VandError
 from vand_ros.rclpy_compat import spin_once
@@ -66,6 +66,7 @@ class ControllerNode(Node):
             joint_names=cfg.joint_names,
             control_rate=cfg.control_rate or None,
             vocabulary_words=[cfg.instruction],
+            base_axes=BASE_AXES,
         )
         self.rate = cfg.control_rate or self.policy.card.control_rate  # [Hz]
         layout = self.policy.layout
@@ -266,7 +267,7 @@ class ControllerNode(Node):
 
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    d = ParameterDescriptor(description=spec.description, read_only=spec.name != "seed")
+    d = ParameterDescriptor(description=spec.description, read_only=True)  # every one is read at start-up
     if spec.choices:
         d.additional_constraints = "one of: " + ", ".join(repr(c) for c in spec.choices)
     if spec.low is not None and spec.high is not None and not isinstance(spec.default, list):

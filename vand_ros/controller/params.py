@@ -19,7 +19,7 @@ from vand_ros.errors import VandError
 from vand_ros.runtime.assembler import AssemblerConfig
 from vand_ros.runtime.layout import Layout
 
-EXECUTION_MODES = ("stochastic", "noise", "deterministic")
+EXECUTION_MODES = ("stochastic", "noise", "deterministic", "mc")  # mc: Gal's Monte Carlo dropout
 ARM_COMMAND_TYPES = ("float64_array", "joint_trajectory")
 CMD_VEL_TYPES = ("twist", "twist_stamped")
 
@@ -50,7 +50,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "'' = the model card's validated mode, else one of the modes",
         choices=("", *EXECUTION_MODES),
     ),
-    P("seed", 0, "seed of the execution noise and dropout draws", 0, 2**31 - 1),
+    P("seed", 0, "seed of the execution noise and dropout draws (read at start-up)", 0, 2**31 - 1),
     P("autostart", False, "engage at start-up (otherwise wait for ~/enable)"),
     P("instruction", "", "behaviour to perform from the start ('' = wait for ~/instruction)"),
     P("reset_on_instruction_change", True, "reset the recurrent state when the instruction changes"),

@@ -27,6 +27,7 @@ import numpy as np
 from vand_ros.errors import VandError
 
 FloatArray = np.ndarray
+BASE_AXES = ("vx", "vy", "wz")  # what the filter limits and the node sends as a Twist, in this order
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from vand_ros import robot
 from vand_ros.controller.core import ControlCore, Policy
 from vand_ros.controller.params import ControllerConfig
-from vand_ros.controller.safety import SafetyFilter
+from vand_ros.controller.safety import BASE_AXES, SafetyFilter
 from vand_ros.evaluation.conditions import EVAL_SEED_OFFSET, Scenario, SensorNoise
 from vand_ros.runtime.assembler import ObservationAssembler
 from vand_ros.runtime.layout import Layout, default_layout
@@ -187,7 +187,9 @@ def build_controller(
     if model is not None:
         runtime = PolicyRuntime(model, mode=mode or None, seed=seed)
         runtime.check_matches(
-            joint_names=cfg.joint_names, vocabulary_words=[w for _, w in scenario.instructions]
+            joint_names=cfg.joint_names,
+            vocabulary_words=[w for _, w in scenario.instructions],
+            base_axes=BASE_AXES,
         )
         layout, rate, used_mode = runtime.layout, runtime.card.control_rate, runtime.mode
         description, policy = runtime.identity, runtime

@@ -87,6 +87,7 @@ class PolicyRuntime:
         control_rate: float | None = None,
         vocabulary_words: Sequence[str] = (),
         feature_size: int | None = None,
+        base_axes: Sequence[str] | None = None,
     ) -> None:
         """Refuse a model whose card does not match the robot's configuration, saying what differs."""
         layout = self.layout
@@ -107,6 +108,11 @@ class PolicyRuntime:
         if feature_size is not None and feature_size != len(layout.feature_names):
             problems.append(
                 f"camera features: configured {feature_size}, model expects {len(layout.feature_names)}"
+            )
+        if base_axes is not None and tuple(base_axes) != layout.base_axes:
+            problems.append(
+                f"base command axes: the controller sends {list(base_axes)}, the model commands "
+                f"{list(layout.base_axes)}"
             )
         if problems:
             raise VandError(f"model {self.path} does not match the configuration: " + "; ".join(problems))

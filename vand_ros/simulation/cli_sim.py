@@ -22,7 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="no ROS: render the demonstrator's run offscreen to FILE (.gif or .mp4)",
     )
     parser.add_argument("--fps", type=int, default=15, help="frames per second of --render")
-    parser.add_argument("ros_args", nargs=argparse.REMAINDER, help="--ros-args ... passed to the node")
+    parser.set_defaults(ros_args=[])  # `--ros-args ...` at the end goes to the node (cli.split_ros_args)
+    parser.epilog = "Anything after --ros-args goes to the node, e.g. --ros-args -p clock:=system."
 
 
 def run(args: argparse.Namespace) -> int:
