@@ -106,6 +106,29 @@ def test_max_age_makes_the_tick_invalid_never_zero_filled() -> None:
     )
 
 
+WALL = 1_795_936_874 * 1000 * MS  # [ns] a wall-clock stamp of 2026
+SIM = 12 * 1000 * MS  # [ns] 12 s of sim time
+
+
+def test_sim_time_against_wall_time_is_named_with_what_to_set() -> None:
+    """Stamps and clock decades apart are two clocks, not a slow sensor: one cause, said with the fix."""
+    node_on_wall = ObservationAssembler(AssemblerConfig(LAYOUT))
+    _full(node_on_wall, SIM)
+    obs = node_on_wall.assemble(WALL)
+    assert obs.vector is None and len(obs.causes) == 3  # joints, base, features (the instruction holds)
+    assert all("use_sim_time:=true" in r and "simulation time" in r for r in obs.reasons)
+    assert node_on_wall.assemble(WALL + 50 * MS).causes == obs.causes  # numbers blanked: logged once
+    node_on_sim = ObservationAssembler(AssemblerConfig(LAYOUT))
+    _full(node_on_sim, WALL)
+    reasons = node_on_sim.assemble(SIM).reasons
+    assert reasons and all("use_sim_time:=false" in r for r in reasons)
+    slow = ObservationAssembler(AssemblerConfig(LAYOUT))
+    _full(slow, SIM)
+    assert "use_sim_time" not in " ".join(
+        slow.assemble(SIM + 3600 * 1000 * MS).reasons
+    )  # an hour: a dead sensor
+
+
 def test_instruction_holds_without_max_age_and_must_be_in_vocabulary() -> None:
     asm = ObservationAssembler(AssemblerConfig(LAYOUT))
     _full(asm, 0)

@@ -109,6 +109,20 @@ def feature_dims(feature_names: Sequence[str]) -> tuple[tuple[str, int], ...] | 
     return (("entity:" + ",".join(entities), len(entities)), ("field:" + ",".join(fields), len(fields)))
 
 
+# Input stamps and the node's clock this far apart are not a slow sensor but two clocks: sim time (from
+# /clock, starting near 0) against wall time (about 1.8e9 s since 1970). Said instead of the per-stream age,
+# once, with what to set.
+CLOCK_MISMATCH_NS = 10**6 * NS_PER_S  # [ns] (11.6 days)
+WALL_NODE_SIM_INPUTS = (
+    "The inputs are stamped in simulation time (a simulator publishes /clock) but this node runs on wall "
+    "time: set its parameter use_sim_time:=true (e.g. `-p use_sim_time:=true`)."
+)
+SIM_NODE_WALL_INPUTS = (
+    "The inputs are stamped in wall time but this node runs on simulation time (use_sim_time is true): set "
+    "use_sim_time:=false, or run the simulator that publishes /clock."
+)
+
+
 def cause_of(reason: str) -> str:
     """A reason with its numbers blanked ("/odom: latest sample is # s old (max # s)")."""
     return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "#", reason)
@@ -186,10 +200,17 @@ class Stream:
         while i >= 0 and stamps[i] > tick:
             i -= 1
         if i < 0:
+            if stamps and stamps[0] - tick > CLOCK_MISMATCH_NS:
+                return None, (
+                    f"{self.label}: samples are stamped {(stamps[0] - tick) / NS_PER_S:.0f} s after this "
+                    f"node's clock. {SIM_NODE_WALL_INPUTS}"
+                )
             if stamps:
                 return None, f"{self.label}: no sample at or before the tick (samples are stamped later)"
             return None, f"{self.label}: no message yet"
         age = (tick if age_from is None else age_from) - stamps[i]
+        if self.max_age_ns is not None and age > CLOCK_MISMATCH_NS:  # (a latched input never ages)
+            return None, f"{self.label}: latest sample is {age / NS_PER_S:.0f} s old. {WALL_NODE_SIM_INPUTS}"
         if self.max_age_ns is not None and age > self.max_age_ns:
             return None, (
                 f"{self.label}: latest sample is {age / NS_PER_S:.3f} s old "
