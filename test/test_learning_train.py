@@ -204,3 +204,15 @@ def test_execution_fields_change_at_export_without_retraining(periodic: Path, tm
     assert ("chunk", "chunk_out") in card.state
     with pytest.raises(VandError, match="can change after training"):
         Checkpoint.load(run_dir).with_execution(hidden_size=8)
+
+
+def test_a_config_written_before_the_action_fields_loads_as_it_was_trained() -> None:
+    """A checkpoint of absolute targets must not be decoded as relative ones after the default changed."""
+    old = TrainConfig().to_dict()
+    for key in ("action_representation", "action_chunk", "chunk_execution", "ensemble_decay"):
+        old.pop(key)
+    for key in ("base_deadband", "base_deadband_angular", "select_every", "train_episodes"):
+        old.pop(key)
+    cfg = TrainConfig.from_dict(old)
+    assert cfg.action_representation == "absolute" and not cfg.action_spec.has_deadband
+    assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()  # today's configs round-trip

@@ -29,6 +29,18 @@ from vand_ros.runtime.action import ActionSpec
 from vand_ros.runtime.card import EXECUTION_MODES
 
 CONFIG_VERSION = 1
+# Fields added after version 1 was written, with the value a config that lacks them was trained with (not
+# today's default: a checkpoint trained on absolute targets must not be decoded as relative ones).
+LEGACY_VALUES: dict[str, Any] = {
+    "action_representation": "absolute",
+    "action_chunk": 1,
+    "chunk_execution": "first",
+    "ensemble_decay": 0.0,
+    "base_deadband": 0.0,
+    "base_deadband_angular": 0.0,
+    "select_every": 0,
+    "train_episodes": 0,
+}
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
 VAND_FAMILY: tuple[str, ...] = ("vand", "vand_noise", "vand_dropout", "vand_fixed")
 CELLS: tuple[str, ...] = ("gru", "lstm")
@@ -205,7 +217,7 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise VandError(f"training config: unknown fields {unknown}; expected only {sorted(known)}")
-        return cls(**d)
+        return cls(**{**LEGACY_VALUES, **d})
 
     def smoke_version(self) -> TrainConfig:
         """A copy small enough to train in seconds (used by `--smoke` and the tests)."""
