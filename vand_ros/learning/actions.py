@@ -41,10 +41,16 @@ def chunk_targets(
     target = act[:, index]  # (B, T, K, A)
     target_valid = valid[:, index] * inside.to(valid.dtype)  # (B, T, K)
     if spec.representation == "relative":
-        offset = torch.zeros_like(act)  # (B, T, A)
-        offset[..., joints] = obs[..., joints]
-        target = target - offset[:, :, None, :]
+        target = target - _measured(obs, act.shape[-1], joints)[:, :, None, :]
     return target, target_valid
+
+
+def _measured(obs: Tensor, act_dim: int, joints: slice) -> Tensor:
+    """What relative targets are taken from: the measured joints in the joint slots, 0 for the base.
+    obs (..., D) -> (..., A)."""
+    offset = obs.new_zeros((*obs.shape[:-1], act_dim))
+    offset[..., joints] = obs[..., joints]
+    return offset
 
 
 def episode_targets(episode: Episode, spec: ActionSpec, joints: slice) -> tuple[np.ndarray, np.ndarray]:
@@ -90,9 +96,7 @@ def decode(
     made absolute, base commands whose magnitude is below `deadband` (A - J,) zeroed (the joints are the
     first entries of act; `spec.deadband(base_axes)` gives the thresholds)."""
     if spec.representation == "relative":
-        offset = torch.zeros_like(chunk[:, 0])  # (B, A)
-        offset[:, joints] = obs[:, joints]
-        chunk = chunk + offset[:, None, :]
+        chunk = chunk + _measured(obs, chunk.shape[-1], joints)[:, None, :]
     if deadband is not None and spec.has_deadband:
         base = chunk[..., joints.stop :]  # (B, K, A - J)
         base = torch.where(base.abs() < deadband, torch.zeros_like(base), base)

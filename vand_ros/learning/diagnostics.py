@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from vand_ros.data.dataset import Episode
-from vand_ros.learning.actions import decode
+from vand_ros.learning.actions import decode, ensemble_step
 from vand_ros.learning.policy import DrawMaker, Policy
 
 
@@ -35,8 +35,8 @@ def teacher_forced_commands(
 ) -> np.ndarray:
     """Absolute commands (T, A) the execution graph sends on the demonstrated observations.
 
-    Runs the sequence forward once and applies the graph's decoding and ensembling to the whole sequence
-    (equal to stepping `policy.step`, which a test checks, and far faster)."""
+    Runs the sequence forward once, then applies the graph's decoding and ensembling (the same functions
+    `policy.step` calls) tick by tick: equal to stepping `policy.step` (a test), and far faster."""
     device = policy.head.weight.device
     drawer = DrawMaker(policy.cfg, policy.obs_dim, mode, seed)
     drawer.reset(1)
@@ -47,17 +47,14 @@ def teacher_forced_commands(
         chunks = decode(
             policy.denormalise_act(out.mean[0]), obs, policy.action, policy.joints, policy.deadband
         )  # (T, K, A)
-        chunks_np = chunks.cpu().numpy().astype(np.float64)
-    if not policy.action.ensembles:
-        return chunks_np[:, 0]
-    T, K, _ = chunks_np.shape
-    weights = policy.ensemble_w.cpu().numpy().astype(np.float64)  # (K,)
-    commands = np.zeros_like(chunks_np[:, 0])
-    for t in range(T):
-        ages = np.arange(min(K, t + 1))  # predictions for tick t made at t - age, age < K
-        w = weights[ages]
-        commands[t] = (w[:, None] * chunks_np[t - ages, ages]).sum(0) / w.sum()
-    return commands
+        if not policy.action.ensembles:
+            return chunks[:, 0].cpu().numpy().astype(np.float64)  # (T, A)
+        sums = policy.init_exec_state(1, device)[-1]  # (1, K, A + 1)
+        commands = []
+        for t in range(len(episode)):
+            command, sums = ensemble_step(sums, chunks[t : t + 1], policy.ensemble_w)  # (1, A)
+            commands.append(command[0])
+        return torch.stack(commands).cpu().numpy().astype(np.float64)  # (T, A)
 
 
 def copycat(
