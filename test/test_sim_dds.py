@@ -166,7 +166,7 @@ def test_dds_recording_matches_the_in_process_demos_bag(tmp_path: Path, ros_doma
     behaviour, seed, duration = "visit_cba", 5, 4.0
     env = ros_env(ros_domain)
     rec = start(
-        ["-m", "vand_ros.cli", "record", "--out", str(tmp_path / "rec"), "--storage", "sqlite3"],
+        ["-m", "vand_ros.cli", "record", "--out", str(tmp_path / "rec"), "--max-bag-duration", "1.5"],
         env,
         tmp_path / "rec.log",
     )
@@ -184,7 +184,11 @@ def test_dds_recording_matches_the_in_process_demos_bag(tmp_path: Path, ros_doma
     assert rc == 0, (tmp_path / "rec.log").read_text()
     write_episode(behaviour, seed, 0, tmp_path / "demo", duration=duration)
     dds, demo = read(tmp_path / "rec"), read(tmp_path / "demo")
-    assert (tmp_path / "rec" / "metadata.yaml").exists()
+    # Split as asked (4 s in files of 1.5 s), every part finished and listed.
+    assert sorted(p.name for p in (tmp_path / "rec").glob("*.mcap")) == [f"rec_{i}.mcap" for i in range(3)]
+    from vand_ros.data.recording import needs_repair, recording_state
+
+    assert recording_state(tmp_path / "rec") == "complete" and not needs_repair(tmp_path / "rec")
     assert dds["_types"] == demo["_types"]
     for topic in (t for t, _ in demo["_types"]):
         assert len(dds[topic]) == len(demo[topic]), topic

@@ -30,6 +30,7 @@ COMMANDS: dict[str, Command] = {
     "sim": Command("vand_ros.simulation.cli_sim", "run the MuJoCo mobile manipulator as a ROS 2 robot"),
     "demos": Command("vand_ros.simulation.cli_demos", "generate scripted demonstrations as rosbag2 files"),
     "record": Command("vand_ros.simulation.cli_record", "record the robot's topics to a rosbag2 over DDS"),
+    "bag": Command("vand_ros.data.cli_bag", "repair recordings that were cut short (bag repair DIR)"),
     "dataset": Command("vand_ros.data.cli", "turn rosbag2 demonstrations into a training dataset"),
     "train": Command("vand_ros.learning.cli_train", "train a VAND (or baseline) recurrent policy"),
     "export": Command("vand_ros.learning.cli_export", "export a trained policy to one ONNX file"),

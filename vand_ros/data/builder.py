@@ -369,17 +369,28 @@ def build_dataset(
     cache_dir: str | Path | None = None,
     progress: bool = False,
     warn: Callable[[str], None] | None = None,
+    repair: bool = True,
 ) -> tuple[Dataset, BuildSummary]:
     """Bags (directories, .mcap/.db3 files or folders of them) -> a split Dataset with statistics.
 
     `strict`: the first bad bag raises its `BagError`; otherwise it is skipped with a warning (`warn`, by
     default printed to stderr) and listed in the summary. `cache_dir`: per-bag results keyed by the bag's
-    content and the configuration, so building again does not re-read unchanged bags.
+    content and the configuration, so building again does not re-read unchanged bags. `repair`: recordings
+    that were cut short are repaired first (`data.recording.repair`, which keeps the originals); without
+    it they are bad bags.
     """
     from vand_ros.data.cache import BagCache
+    from vand_ros.data.recording import needs_repair
+    from vand_ros.data.recording import repair as repair_bag
 
     warn = warn or (lambda text: print(f"warning: {text}", file=sys.stderr))
     bags = find_bags(paths)
+    for bag in bags if repair else ():
+        if needs_repair(bag):
+            try:
+                warn(f"repaired an unfinished recording: {repair_bag(bag).describe()}")
+            except VandError as err:
+                warn(f"cannot repair {bag}: {err}")
     cache = BagCache(cache_dir) if cache_dir is not None else None
     t0 = time.perf_counter()
     summary = BuildSummary(reports=[])

@@ -40,6 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--cache", type=Path, default=None, help=f"cache directory (default {default_cache_dir()})"
     )
     parser.add_argument("--no-cache", action="store_true", help="read every bag again")
+    parser.add_argument(
+        "--no-repair", action="store_true", help="skip unfinished recordings instead of repairing them"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -54,7 +57,12 @@ def run(args: argparse.Namespace) -> int:
         config = DataConfig.from_dict({**config.to_dict(), **changes})
     cache = None if args.no_cache else (args.cache or default_cache_dir())
     dataset, summary = build_dataset(
-        args.bags, config, strict=args.strict, cache_dir=cache, progress=not args.quiet
+        args.bags,
+        config,
+        strict=args.strict,
+        cache_dir=cache,
+        progress=not args.quiet,
+        repair=not args.no_repair,
     )
     out = dataset.save(args.out)
     (out / "data_config.json").write_text(config.to_json(), encoding="utf-8")

@@ -130,6 +130,16 @@ class BagSource:
         self.close()
 
     def open(self) -> None:
+        from vand_ros.data.recording import needs_repair
+
+        if needs_repair(self.path):
+            raise BagError(
+                self.path,
+                "",
+                "the recording was not finished (its recorder was stopped or crashed mid-run)",
+                f"run `vand-ros bag repair {self.path}` (vand-ros dataset does it unless --no-repair)",
+                "unfinished",
+            )
         try:
             reader = Reader(self.path)
             reader.open()

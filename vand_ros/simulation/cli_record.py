@@ -1,4 +1,8 @@
-"""`vand-ros record --out DIR`: record the robot's topics over DDS into a rosbag2 (recorder_node)."""
+"""`vand-ros record --out DIR`: record the robot's topics over DDS into a rosbag2 (recorder_node).
+
+The bag is MCAP, written to survive the recorder (see `simulation.recorder`): metadata from the start,
+flushed every second, split by `--max-bag-duration` / `--max-bag-size` as `ros2 bag record` does.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,15 @@ import argparse
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="directory of the new bag (must not exist)")
-    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--compress", action="store_true", help="zstd per message")
     parser.add_argument(
         "--duration", type=float, default=0.0, help="sim seconds from the first message (0: Ctrl-C)"
+    )
+    parser.add_argument(
+        "--max-bag-duration", type=float, default=0.0, help="new file after this many seconds (0: never)"
+    )
+    parser.add_argument(
+        "--max-bag-size", type=int, default=0, help="start a new file at this many bytes (0: never)"
     )
     parser.add_argument("--with-clock", action="store_true", help="also record /clock")
     parser.add_argument("--no-sim-time", action="store_true", help="stamp with the wall clock, not /clock")
@@ -22,11 +31,11 @@ def run(args: argparse.Namespace) -> int:
     ros = [
         "--ros-args",
         "-p", f"out:={args.out!r}",
-        "-p", f"storage:={args.storage}",
         "-p", f"compress:={str(args.compress).lower()}",
         "-p", f"duration:={args.duration}",
+        "-p", f"max_bag_duration:={args.max_bag_duration}",
+        "-p", f"max_bag_size:={args.max_bag_size}",
         "-p", f"with_clock:={str(args.with_clock).lower()}",
         "-p", f"use_sim_time:={str(not args.no_sim_time).lower()}",
     ]  # fmt: skip
-    recorder.main(["vand-ros-record", *ros])
-    return 0
+    return recorder.main(["vand-ros-record", *ros])

@@ -1,0 +1,166 @@
+"""Recordings that survive their recorder: split MCAP files, metadata from the start, repair after a crash.
+
+Every bag here is read back with rosbags' own reader (what `vand-ros dataset` and users' tools read with),
+so a layout mistake in the streaming MCAP writer fails these tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rosbags.highlevel import AnyReader
+
+from vand_ros.data import bag_writer as bw
+from vand_ros.data.mcap_stream import scan
+from vand_ros.data.recording import RecordingBag, needs_repair, read_metadata, recording_state, repair
+from vand_ros.errors import VandError
+
+JS = "sensor_msgs/msg/JointState"
+TW = "geometry_msgs/msg/Twist"
+RATE = 50  # [Hz] of the synthetic stream
+
+
+def joint_cdr(i: int) -> bytes:
+    ns = i * 1_000_000_000 // RATE
+    return bytes(bw.TYPESTORE.serialize_cdr(bw.joint_state(ns, ["j"], [float(i)]), JS))
+
+
+def write_stream(bag: RecordingBag, first: int, last: int, flush_every: int = 0) -> None:
+    """Messages first..last-1 on /joint_states (position = index) and every 5th on /cmd_vel."""
+    for i in range(first, last):
+        ns = i * 1_000_000_000 // RATE
+        bag.write_raw("/joint_states", ns, joint_cdr(i), JS)
+        if i % 5 == 0:
+            cdr = bytes(bw.TYPESTORE.serialize_cdr(bw.twist((i, 0, 0), (0, 0, 0)), TW))
+            bag.write_raw("/cmd_vel", ns, cdr, TW)
+        if flush_every and (i + 1) % flush_every == 0:
+            bag.flush()
+
+
+def read_positions(path: Path) -> tuple[list[float], dict[str, int]]:
+    """/joint_states positions in order, and messages per topic, read with rosbags."""
+    out: list[float] = []
+    counts: dict[str, int] = {}
+    with AnyReader([path]) as reader:
+        for conn, _, raw in reader.messages():
+            counts[conn.topic] = counts.get(conn.topic, 0) + 1
+            if conn.topic == "/joint_states":
+                out.append(float(reader.deserialize(raw, conn.msgtype).position[0]))
+    return out, counts
+
+
+def test_split_recording_reads_back_exactly_with_rosbags(tmp_path: Path) -> None:
+    bag = RecordingBag(tmp_path / "rec", max_duration=1.0)
+    write_stream(bag, 0, 5 * RATE, flush_every=7)
+    bag.close()
+    files = sorted(p.name for p in (tmp_path / "rec").glob("*.mcap"))
+    assert files == [f"rec_{i}.mcap" for i in range(5)]  # 5 s in files of 1 s, rosbag2's names
+    positions, counts = read_positions(tmp_path / "rec")
+    assert positions == [float(i) for i in range(5 * RATE)]
+    assert counts == {"/joint_states": 5 * RATE, "/cmd_vel": RATE}
+    meta = read_metadata(tmp_path / "rec")
+    assert meta["relative_file_paths"] == files and meta["message_count"] == 6 * RATE
+    assert [f["message_count"] for f in meta["files"]] == [RATE * 6 // 5] * 5
+    assert recording_state(tmp_path / "rec") == "complete" and not needs_repair(tmp_path / "rec")
+
+
+def test_split_by_size(tmp_path: Path) -> None:
+    bag = RecordingBag(tmp_path / "rec", max_size=20_000)
+    write_stream(bag, 0, 4 * RATE)
+    bag.close()
+    sizes = [p.stat().st_size for p in (tmp_path / "rec").glob("*.mcap")]
+    assert len(sizes) >= 2
+    assert read_positions(tmp_path / "rec")[0] == [float(i) for i in range(4 * RATE)]
+
+
+def test_metadata_exists_from_the_start_and_lists_the_finished_parts(tmp_path: Path) -> None:
+    bag = RecordingBag(tmp_path / "rec", max_duration=1.0)
+    assert (tmp_path / "rec" / "metadata.yaml").is_file()
+    assert recording_state(tmp_path / "rec") == "in_progress" and needs_repair(tmp_path / "rec")
+    write_stream(bag, 0, int(2.5 * RATE), flush_every=10)
+    # Mid-recording: the two finished seconds open with rosbags; the open file is not listed yet.
+    positions, _ = read_positions(tmp_path / "rec")
+    assert positions == [float(i) for i in range(2 * RATE)]
+    bag.close()
+    assert read_positions(tmp_path / "rec")[0] == [float(i) for i in range(int(2.5 * RATE))]
+
+
+def test_repair_recovers_everything_flushed_before_a_crash(tmp_path: Path) -> None:
+    bag = RecordingBag(tmp_path / "rec", max_duration=2.0)
+    write_stream(bag, 0, 3 * RATE, flush_every=RATE)  # flushed once a second, as the recorder does
+    write_stream(bag, 3 * RATE, 3 * RATE + 20)  # arrived after the last flush: lost in a crash
+    bag.abort()  # SIGKILL: no summary, no footer, metadata still "in progress"
+    unfinished = tmp_path / "rec" / "rec_1.mcap"
+    assert not scan(unfinished).finished
+    # The finished part still opens as it is; the open one is not listed until it is repaired.
+    assert read_positions(tmp_path / "rec")[0] == [float(i) for i in range(2 * RATE)]
+
+    report = repair(tmp_path / "rec")
+    assert [(name, n) for name, n, _ in report.recovered] == [("rec_1.mcap", RATE * 6 // 5)]
+    assert (tmp_path / "rec" / "rec_1.mcap.unfinished").is_file()  # the original is kept
+    positions, counts = read_positions(tmp_path / "rec")
+    assert positions == [float(i) for i in range(3 * RATE)]  # every flushed message, in order
+    assert counts["/cmd_vel"] == 3 * RATE // 5
+    assert recording_state(tmp_path / "rec") == "repaired" and not needs_repair(tmp_path / "rec")
+
+
+def test_repair_stops_at_a_record_cut_in_half(tmp_path: Path) -> None:
+    bag = RecordingBag(tmp_path / "rec")
+    write_stream(bag, 0, RATE, flush_every=10)
+    bag.abort()
+    path = tmp_path / "rec" / "rec_0.mcap"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 500])  # the disk filled up in the last chunk
+    result = scan(path)
+    assert "ends inside a record" in result.problem and not result.finished
+    repair(tmp_path / "rec")
+    positions, _ = read_positions(tmp_path / "rec")
+    assert positions == [float(i) for i in range(RATE - 10)]  # the last, cut chunk is lost, nothing else
+
+
+def test_message_compression_reads_back(tmp_path: Path) -> None:
+    bag = RecordingBag(tmp_path / "rec", compress=True)
+    write_stream(bag, 0, RATE)
+    bag.close()
+    assert read_metadata(tmp_path / "rec")["compression_mode"] == "message"
+    assert read_positions(tmp_path / "rec")[0] == [float(i) for i in range(RATE)]
+
+
+def test_repair_refuses_what_it_cannot_repair(tmp_path: Path) -> None:
+    with pytest.raises(VandError, match="not a bag directory"):
+        repair(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VandError, match=r"no \.mcap file"):
+        repair(tmp_path / "empty")
+    with bw.BagWriter(tmp_path / "sq", storage="sqlite3") as w:
+        w.write("/cmd_vel", 1, bw.twist((0, 0, 0), (0, 0, 0)))
+    with pytest.raises(VandError, match="sqlite3"):
+        repair(tmp_path / "sq")
+    with pytest.raises(VandError, match="already exists"):
+        RecordingBag(tmp_path / "sq")
+
+
+def test_dataset_repairs_an_unfinished_recording_or_names_it(tmp_path: Path) -> None:
+    """`vand-ros dataset` reads a recording whose recorder was killed; without repair it says what to do."""
+    from vand_ros.data.builder import build_dataset
+    from vand_ros.data.config import DataConfig
+    from vand_ros.data.reader import BagError
+    from vand_ros.simulation.cli_demos import write_episode
+
+    write_episode("patrol", 0, 0, tmp_path / "demo", duration=4.0)  # a real episode, then re-recorded
+    bag = RecordingBag(tmp_path / "rec")
+    with AnyReader([tmp_path / "demo"]) as reader:
+        for n, (conn, t, raw) in enumerate(reader.messages()):
+            bag.write_raw(conn.topic, t, bytes(raw), conn.msgtype)
+            if n % 200 == 0:
+                bag.flush()
+    bag.abort()
+    with pytest.raises(BagError, match="vand-ros bag repair"):
+        build_dataset([tmp_path / "rec"], DataConfig(), strict=True, repair=False)
+    warnings: list[str] = []
+    dataset, _ = build_dataset([tmp_path / "rec"], DataConfig(), strict=True, warn=warnings.append)
+    assert any("repaired" in w for w in warnings)
+    (episode,) = dataset.train + dataset.val
+    assert np.isfinite(episode.obs).all() and len(episode.obs) > 3.0 * 20  # most of the 4 s at 20 Hz
