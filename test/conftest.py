@@ -22,6 +22,19 @@ _DOMAIN_BASE = 1 + (os.getpid() % 9) * 10  # a block of 10 domains per run: 1-10
 _domains = itertools.cycle(range(_DOMAIN_BASE, _DOMAIN_BASE + 10))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-long", action="store_true", help="also run the tests marked long (minutes each)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-long"):
+        return
+    skip = pytest.mark.skip(reason="long: run with `python -m pytest --run-long -m long`")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def ros_domain(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """A fresh ROS_DOMAIN_ID for this test, exported to the environment (and so to child processes)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from vand_ros import robot
 from vand_ros.errors import VandError
-from vand_ros.processes import stop_process
+from vand_ros.processes import describe_exit, start_child, stop_process
 
 BIN = Path(sys.executable).parent
 
@@ -47,6 +48,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--record", type=Path, help="also record every robot topic to this new rosbag2 directory"
+    )
+    parser.add_argument(
+        "--max-bag-duration",
+        type=float,
+        default=0.0,
+        help="with --record: start a new bag file after this many seconds (0: one file)",
     )
     parser.add_argument(
         "-p",
@@ -81,9 +88,9 @@ def commands(args: argparse.Namespace) -> list[list[str]]:
             sim += ["-p", "initial_pose:=[" + ",".join(str(float(v)) for v in args.initial_pose) + "]"]
         cmds.append(sim)
     if args.record:
-        cmds.append(
-            [_exe("vand-ros"), "record", "--out", str(args.record), *([] if args.sim else ["--no-sim-time"])]
-        )
+        rec = [_exe("vand-ros"), "record", "--out", str(args.record)]
+        rec += ["--max-bag-duration", str(args.max_bag_duration)] if args.max_bag_duration else []
+        cmds.append(rec + ([] if args.sim else ["--no-sim-time"]))
     ctrl = [_exe("controller_node"), "--ros-args"]
     if args.config:
         ctrl += ["--params-file", str(args.config)]
@@ -125,33 +132,89 @@ class Operator:
         rclpy.shutdown(context=self.ctx)
 
 
+class _StopSignalError(Exception):
+    """A stop signal (SIGTERM, SIGHUP) arrived: stop the children in order, then exit."""
+
+
+def _raise_on(signum: int, frame: object) -> None:
+    raise _StopSignalError(signal.Signals(signum).name)
+
+
+# The controller first (it stops the robot), then the robot, then the recorder (so the bag holds the stop).
+STOP_ORDER = ("controller_node", "sim_node")
+
+
 def run(args: argparse.Namespace) -> int:
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []  # (executable, its process), see _exe
+    """Start the processes, supervise them, stop them in order. Non-zero (naming the process) when a child
+    exited on its own with an error, failed to stop cleanly, or the recording is not finished."""
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []  # (name, its process)
     operator = None
+    code = 0
+    previous = {sig: signal.signal(sig, _raise_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         for cmd in commands(args):
             print("starting:", " ".join(cmd), flush=True)
-            procs.append((cmd[0], subprocess.Popen(cmd, env=os.environ.copy())))
+            name = Path(cmd[0]).name + (" record" if cmd[1:2] == ["record"] else "")
+            procs.append((name, start_child(cmd, env=os.environ.copy())))
         operator = Operator(args.instruction) if args.instruction else None
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
         while True:
-            for exe, proc in procs:
-                if proc.poll() is not None:
-                    code = proc.returncode
-                    print(f"{exe} exited with status {code}; stopping the others", flush=True)
-                    return code
+            ended = [(name, p) for name, p in procs if p.poll() is not None]
+            if ended:
+                name, proc = ended[0]
+                print(f"{name} exited with {describe_exit(proc.returncode)}; stopping the others", flush=True)
+                code = proc.returncode if proc.returncode >= 0 else 1
+                break
             if deadline is not None and time.monotonic() > deadline:
-                return 0
+                break
             if operator is not None:
                 operator.poll()
             time.sleep(0.05)
     except KeyboardInterrupt:
-        return 0
+        print("interrupted (SIGINT); stopping", flush=True)
+    except _StopSignalError as err:
+        print(f"received {err}; stopping", flush=True)
     finally:
+        # Further stop signals must not cut the ordered stop short.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         if operator is not None:
             operator.close()
-        # The controller first (it stops the robot), then the robot, then the recorder: a recorder drains
-        # until its topics go quiet, so it must stop last to close its bag.
-        order = [p for name in ("controller_node", "sim_node") for exe, p in procs if exe.endswith(name)]
-        for proc in order + [p for _, p in procs if p not in order]:
-            stop_process(proc)
+        order = [(n, p) for key in STOP_ORDER for n, p in procs if n == key]
+        for name, proc in order + [(n, p) for n, p in procs if (n, p) not in order]:
+            outcome = stop_process(proc)
+            if outcome != "exited":
+                print(f"{name}: {outcome}", flush=True)
+            if outcome == "killed":
+                print(f"{name} did not stop within 10 s and was killed", flush=True)
+                code = code or 1
+            elif outcome == "stopped" and proc.returncode not in CLEAN_EXITS:
+                print(f"{name} exited with {describe_exit(proc.returncode)} while stopping", flush=True)
+                code = code or 1
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.record and procs:
+        code = _report_recording(args.record) or code
+    return code
+
+
+# Exit statuses of a child that stopped cleanly on SIGINT: 0, or killed by the signal it was sent.
+CLEAN_EXITS = (0, -signal.SIGINT, 128 + signal.SIGINT)
+
+
+def _report_recording(bag: Path) -> int:
+    from vand_ros.data.recording import needs_repair, read_metadata
+
+    if not bag.exists():
+        print(f"no recording at {bag}", flush=True)
+        return 1
+    if needs_repair(bag):
+        print(f"the recording {bag} is not finished: `vand-ros bag repair {bag}` recovers what reached the "
+              "disk (up to about the last second)", flush=True)  # fmt: skip
+        return 1
+    meta = read_metadata(bag)
+    seconds = int((meta.get("duration") or {}).get("nanoseconds", 0)) / 1e9
+    count = meta.get("message_count", 0)
+    print(f"recording {bag}: complete, {count} messages over {seconds:.1f} s", flush=True)
+    return 0
