@@ -31,6 +31,7 @@ ROS_WHEELS = [
     "ros-trajectory-msgs",
     "ros-diagnostic-msgs",
     "ros-rosgraph-msgs",
+    "ros-lifecycle-msgs",  # rclpy.lifecycle: the controller is a managed node
 ]
 
 EXTRAS = {

@@ -6,6 +6,8 @@ Arguments:
     model         path to the exported ONNX policy (required)
     config        controller parameter file (default: the package's config/controller.yaml)
     use_sim_time  follow /clock (true in simulation)
+    autostart     configure and activate the (lifecycle) node at start-up (default true); with false,
+                  drive it with `ros2 lifecycle set /vand_controller configure` and `... activate`
     namespace     namespace of the controller node
 """
 
@@ -29,6 +31,9 @@ def generate_launch_description() -> LaunchDescription:
             ),
             DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
             DeclareLaunchArgument("namespace", default_value="", description="namespace of the controller"),
+            DeclareLaunchArgument(
+                "autostart", default_value="true", description="configure and activate at start-up"
+            ),
             Node(
                 package="vand_ros",
                 executable="controller_node",
@@ -41,6 +46,7 @@ def generate_launch_description() -> LaunchDescription:
                     {
                         "model": LaunchConfiguration("model"),
                         "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
+                        "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
                     },
                 ],
             ),

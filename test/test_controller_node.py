@@ -6,6 +6,7 @@ stamped on that clock, and polls (never sleeps) until the node has ticked.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,13 +17,16 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from nav_msgs.msg import Odometry
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, MultiArrayDimension, String
-from std_srvs.srv import SetBool, Trigger
+from std_srvs.srv import Trigger
 
 from vand_ros import robot
 from vand_ros.controller.node import ControllerNode
@@ -63,7 +67,8 @@ class Harness:
             Twist, "/cmd_vel", lambda m: self.cmd.append(np.array([m.linear.x, m.linear.y, m.angular.z])), 10
         )
         p.create_subscription(DiagnosticArray, "/diagnostics", self.diag.append, 10)
-        self.enable_client = p.create_client(SetBool, "/vand_controller/enable")
+        self.change_state = p.create_client(ChangeState, "/vand_controller/change_state")
+        self.get_state = p.create_client(GetState, "/vand_controller/get_state")
         self.reset_client = p.create_client(Trigger, "/vand_controller/reset")
         self.t = 1_000_000_000
         self.joints = HOME.copy()
@@ -89,9 +94,15 @@ class Harness:
         self.spin_until(lambda: self.node.get_clock().now().nanoseconds == self.t)
 
     def tick(
-        self, joints: bool = True, odom: bool = True, features: bool = True, nan_features: bool = False
+        self,
+        joints: bool = True,
+        odom: bool = True,
+        features: bool = True,
+        nan_features: bool = False,
+        wait_tick: bool = True,
     ) -> None:
-        """Advance one control period: publish the inputs stamped at the new time, then the clock."""
+        """Advance one control period: publish the inputs stamped at the new time, then the clock (and wait
+        for the node's tick, unless `wait_tick` is False: an inactive node does not tick)."""
         self.t += PERIOD_NS
         stamp = divmod(self.t, 1_000_000_000)
         a = self.node.assembler
@@ -128,7 +139,24 @@ class Harness:
         )
         ticks = self.node.core.counters.ticks
         self._publish_clock()
-        self.spin_until(lambda: self.node.core.counters.ticks > ticks)
+        if wait_tick:
+            self.spin_until(lambda: self.node.core.counters.ticks > ticks)
+        else:
+            self.spin_for(0.05)
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.ex.spin_once(timeout_sec=0.01)
+
+    def transition(self, transition_id: int) -> bool:
+        """Ask for a lifecycle transition through the node's service, as `ros2 lifecycle set` does."""
+        return bool(
+            self.call(self.change_state, ChangeState.Request(transition=Transition(id=transition_id))).success
+        )
+
+    def state(self) -> str:
+        return str(self.call(self.get_state, GetState.Request()).current_state.label)
 
     def call(self, client: Any, request: Any) -> Any:
         assert client.wait_for_service(timeout_sec=5.0)
@@ -168,19 +196,41 @@ def test_runs_the_policy_within_limits_and_reports_diagnostics(harness_factory) 
     assert float(values["period error max [ms]"]) == pytest.approx(0.0, abs=1e-6)  # sim clock, exact ticks
 
 
-def test_disabled_until_enabled_then_blends_in_from_the_measured_pose(harness_factory) -> None:
+def test_lifecycle_configure_activate_deactivate_cleanup(harness_factory) -> None:
+    """Unconfigured until configured, silent until activated, blends in from the measured pose, holds and
+    stops on deactivate, releases the model on cleanup: driven through the lifecycle services."""
     h = harness_factory(instruction="wipe", blend_time=1.0)
+    assert h.state() == "unconfigured" and h.node.policy is None
+    assert h.transition(Transition.TRANSITION_CONFIGURE) and h.state() == "inactive"
     h.joints = HOME + 0.2
     for _ in range(3):
-        h.tick()
-    h.spin_until(lambda: h.node.core.counters.ticks >= 3)
-    assert h.arm == [] and h.cmd == [], "a disabled controller commands nothing"
-    assert h.call(h.enable_client, SetBool.Request(data=True)).success
+        h.tick(wait_tick=False)
+    h.spin_until(lambda: h.node.assembler.joints.accepted >= 3)
+    assert h.node.core.counters.ticks == 0 and h.arm == [] and h.cmd == [], "inactive: no tick, no command"
+
+    assert h.transition(Transition.TRANSITION_ACTIVATE) and h.state() == "active"
     h.tick()
     h.spin_until(lambda: len(h.arm) >= 1)
     step = np.abs(h.arm[0] - (HOME + 0.2))
     max_step = np.array([j.max_velocity for j in robot.ARM_JOINTS]) * 0.05
-    assert np.all(step <= max_step / 20 + 1e-9), "the first command after enable moves at most a ramp step"
+    assert np.all(step <= max_step / 20 + 1e-9), "the first command after activate moves at most a ramp step"
+    for _ in range(3):
+        h.tick()
+
+    n_arm = len(h.arm)
+    assert h.transition(Transition.TRANSITION_DEACTIVATE) and h.state() == "inactive"
+    h.spin_until(lambda: len(h.arm) > n_arm and len(h.cmd) > n_arm)
+    np.testing.assert_allclose(h.arm[-1], h.joints, atol=1e-12)  # held at the measured pose
+    np.testing.assert_array_equal(h.cmd[-1], np.zeros(3))  # base stopped
+    n_arm = len(h.arm)
+    for _ in range(3):
+        h.tick(wait_tick=False)
+    assert len(h.arm) == n_arm, "inactive again: nothing more is commanded"
+
+    assert h.transition(Transition.TRANSITION_CLEANUP) and h.state() == "unconfigured"
+    assert h.node.policy is None and h.node.core is None
+    assert not h.call(h.reset_client, Trigger.Request()).success  # nothing to reset without a model
+    assert h.transition(Transition.TRANSITION_CONFIGURE) and h.state() == "inactive"  # and back again
 
 
 def test_stale_joints_hold_the_arm_and_stop_the_base_then_resume(harness_factory) -> None:
@@ -262,7 +312,13 @@ def test_a_model_that_does_not_match_the_configuration_is_refused(
         overrides = [Parameter("model", value=str(tiny_policy))] + [
             Parameter(k, value=v) for k, v in params.items()
         ]
-        with pytest.raises(VandError, match=message):
-            ControllerNode(context=ctx, parameter_overrides=overrides)
+        node = ControllerNode(context=ctx, parameter_overrides=overrides)
+        # configure fails, says why, and leaves the node unconfigured (a lifecycle failure, not a crash)
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert re.search(message, node.error) and node.lifecycle_state == "unconfigured"
+        assert node.policy is None
+        node.destroy_node()
+        with pytest.raises(VandError, match=message):  # with autostart the process stops with the reason
+            ControllerNode(context=ctx, parameter_overrides=[*overrides, Parameter("autostart", value=True)])
     finally:
         rclpy.shutdown(context=ctx)

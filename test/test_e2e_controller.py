@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,11 @@ def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
-@pytest.fixture
-def system(tiny_policy: Path, ros_domain: int, tmp_path: Path) -> Iterator[tuple[Relay, Any]]:
+@contextmanager
+def _system(
+    tiny_policy: Path, ros_domain: int, tmp_path: Path, **overrides: Any
+) -> Iterator[tuple[Relay, Any]]:
+    """sim_node (system clock) and controller_node as processes, the relay in this one."""
     env = {**os.environ, "ROS_DOMAIN_ID": str(ros_domain)}
     sim_cmd = [str(BIN / "sim_node"), "--ros-args", "-p", "real_time_factor:=1.0", "-p", "clock:=system"]
     procs = {"sim": _start(sim_cmd, env, tmp_path / "sim.log")}
@@ -117,6 +121,7 @@ def system(tiny_policy: Path, ros_domain: int, tmp_path: Path) -> Iterator[tuple
         "features_topic": "/relay/camera/features",
         "diagnostics_period": 0.25,
         "fault_reset_time": 0.5,
+        **overrides,
     }
     ctrl_cmd = [str(BIN / "controller_node"), "--ros-args"]
     for name, value in params.items():
@@ -135,6 +140,12 @@ def system(tiny_policy: Path, ros_domain: int, tmp_path: Path) -> Iterator[tuple
             stop_process(p)
         logs = {p.name: p.read_text(errors="replace")[-3000:] for p in tmp_path.glob("*.log")}
         print("\n".join(f"--- {k}\n{v}" for k, v in logs.items()))
+
+
+@pytest.fixture
+def system(tiny_policy: Path, ros_domain: int, tmp_path: Path) -> Iterator[tuple[Relay, Any]]:
+    with _system(tiny_policy, ros_domain, tmp_path) as s:
+        yield s
 
 
 def test_controller_drives_the_sim_and_holds_on_faults_then_recovers(system: tuple[Relay, Any]) -> None:
@@ -182,3 +193,50 @@ def test_controller_drives_the_sim_and_holds_on_faults_then_recovers(system: tup
     restart_sim()
     relay.spin_until(lambda: relay.state() == "running", 30.0, "recovery with a new sim")
     assert int(relay.diag[-1]["state resets"]) >= 2, "a fault longer than fault_reset_time resets the state"
+
+
+def test_the_lifecycle_services_drive_the_controller_from_another_process(
+    tiny_policy: Path, ros_domain: int, tmp_path: Path
+) -> None:
+    """`ros2 lifecycle set` over DDS: configure, activate, deactivate, cleanup, shutdown, each checked by
+    what the controller commands (or does not) to the running sim."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    with _system(tiny_policy, ros_domain, tmp_path, autostart="false") as (relay, (procs, _)):
+        change = relay.node.create_client(ChangeState, "/vand_controller/change_state")
+        get = relay.node.create_client(GetState, "/vand_controller/get_state")
+
+        def call(client: Any, request: Any) -> Any:
+            relay.spin_until(client.service_is_ready, 30.0, f"{client.srv_name}")
+            future = client.call_async(request)
+            relay.spin_until(future.done, 10.0, f"a reply from {client.srv_name}")
+            return future.result()
+
+        def state() -> str:
+            return str(call(get, GetState.Request()).current_state.label)
+
+        def transition(tid: int) -> bool:
+            return bool(call(change, ChangeState.Request(transition=Transition(id=tid))).success)
+
+        assert state() == "unconfigured"
+        relay.spin_until(lambda: relay.state() == "unconfigured", 10.0, "diagnostics while unconfigured")
+        assert transition(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+        relay.spin_for(1.0)
+        assert relay.arm == [] and relay.cmd == [], "configured but inactive: no command"
+
+        assert transition(Transition.TRANSITION_ACTIVATE) and state() == "active"
+        relay.spin_until(lambda: len(relay.arm) >= 20, 10.0, "commands while active")
+        assert np.abs(relay.joints[-1] - relay.arm[-1]).max() < 0.1, "the sim follows"
+
+        assert transition(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+        relay.spin_for(0.3)
+        np.testing.assert_array_equal(relay.cmd[-1], np.zeros(3))  # the last base command: stop
+        np.testing.assert_allclose(relay.arm[-1], relay.joints[-1], atol=0.02)  # the arm held where it is
+        n = len(relay.arm)
+        relay.spin_for(1.0)
+        assert len(relay.arm) == n, "inactive: nothing more is commanded"
+
+        assert transition(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
+        assert transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN) and state() == "finalized"
+        assert procs["controller"].poll() is None, "finalized, the process stays until it is stopped"

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_ARGS = {
-    "controller.launch.py": {"model", "config", "use_sim_time", "namespace"},
+    "controller.launch.py": {"model", "config", "use_sim_time", "namespace", "autostart"},
     "sim.launch.py": {"model", "config", "sim_config", "instruction", "real_time_factor", "namespace"},
 }
 EXPECTED_EXECUTABLES = {

@@ -24,6 +24,7 @@ REQUIRED_ROS_DEPS = {
     "trajectory_msgs",
     "diagnostic_msgs",
     "rosgraph_msgs",
+    "lifecycle_msgs",
 }
 
 

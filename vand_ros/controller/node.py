@@ -1,7 +1,19 @@
 """The realtime controller node: the stateful ONNX policy at a fixed rate, behind the safety filter.
 
-    ros2 run vand_ros controller_node --ros-args -p model:=/path/policy.onnx
+    ros2 run vand_ros controller_node --ros-args -p model:=/path/policy.onnx -p autostart:=true
     ros2 launch vand_ros controller.launch.py model:=/path/policy.onnx
+
+A managed (lifecycle) node, the ROS 2 way for controllers (`ros2 lifecycle set /vand_controller ...`):
+
+    configure   load the model and check its card against the parameters (failure: stays unconfigured,
+                the reason logged and on /diagnostics)
+    activate    engage: reset the recurrent state, blend in from the measured pose, start commanding
+    deactivate  hold the arm where it is and stop the base, then command nothing
+    cleanup     release the model and the topics
+    shutdown    as deactivate and cleanup, from any state
+    error       (an exception in a transition or in the control tick) hold and stop, release, unconfigured
+
+With `autostart` the node configures and activates itself at start-up (what the launch files do).
 
 Thin by design: it declares the parameters (vand_ros/controller/params.py), wires topics and services,
 and on each timer tick feeds `ControlCore` (vand_ros/controller/core.py), which decides what to command.
@@ -11,6 +23,7 @@ Uses only rclpy APIs that Humble, Jazzy and Kilted share.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from typing import Any
@@ -21,11 +34,12 @@ from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, String
-from std_srvs.srv import SetBool, Trigger
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vand_ros.controller.core import ControlCore, TickResult
@@ -54,12 +68,88 @@ COMMAND_QOS = QoSProfile(
 )
 
 
-class ControllerNode(Node):
-    """Runs an exported vand_ros policy on the robot's topics at a fixed rate."""
+class ControllerNode(LifecycleNode):
+    """Runs an exported vand_ros policy on the robot's topics at a fixed rate (a managed node)."""
 
     def __init__(self, node_name: str = "vand_controller", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.cfg = self._read_parameters()
+        self._sim_time = bool(self.get_parameter("use_sim_time").value)
+        self.error = ""  # why the last transition failed ("" when it did not)
+        self.lifecycle_state = "unconfigured"
+        self.policy: PolicyRuntime | None = None
+        self.core: ControlCore | None = None
+        self.assembler: ObservationAssembler | None = None
+        self.monitor: LoopMonitor | None = None
+        self._entities: list[Any] = []  # subscriptions, publishers and the tick timer of a configuration
+        self._last_reasons: tuple[str, ...] = ()
+        self._last_causes: tuple[str, ...] = ()
+        self._last_state = ""
+        self._last_result: TickResult | None = None
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
+        if self.cfg.autostart:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise VandError(self.error or "configure failed")
+            self.trigger_activate()
+        else:
+            self.get_logger().info(
+                "unconfigured: configure and activate it (ros2 lifecycle set "
+                f"{self.get_fully_qualified_name()} configure, then activate), or set autostart:=true"
+            )
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except VandError as err:
+            self._release()
+            self.error = str(err)
+            self.get_logger().error(f"configure failed: {err}")
+            return TransitionCallbackReturn.FAILURE
+        self.error = ""
+        self.lifecycle_state = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        assert self.core is not None and self.monitor is not None
+        self.core.enable()
+        self.monitor.restart()
+        self.timer.reset()
+        self.lifecycle_state = "active"
+        self.get_logger().info("active: commanding the robot (blending in from the measured pose)")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._disengage()
+        self.lifecycle_state = "inactive"
+        self.get_logger().info("inactive: arm held, base stopped, no further commands")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.lifecycle_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.lifecycle_state == "active":
+            self._disengage()
+        self._release()
+        self.lifecycle_state = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"error processing (from {state.label}): holding, stopping, releasing")
+        try:
+            self._disengage()
+        except Exception as err:  # best effort: the error may have left the core half-built
+            self.get_logger().error(f"could not command the hold: {err}")
+        self._release()
+        self.lifecycle_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
         cfg = self.cfg
         self.policy = PolicyRuntime(cfg.model, mode=cfg.execution_mode or None, seed=cfg.seed)
         self.policy.check_matches(
@@ -80,35 +170,45 @@ class ControllerNode(Node):
             fault_reset_time=cfg.fault_reset_time,
         )
         self.monitor = LoopMonitor(self.rate)
-        self._sim_time = bool(self.get_parameter("use_sim_time").value)
-        self._last_reasons: tuple[str, ...] = ()
-        self._last_causes: tuple[str, ...] = ()
-        self._last_state = ""
-        self._last_result: TickResult | None = None
-
-        self.create_subscription(JointState, cfg.joint_states_topic, self._on_joints, SENSOR_QOS)
-        self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, SENSOR_QOS)
-        self.create_subscription(Float32MultiArray, cfg.features_topic, self._on_features, SENSOR_QOS)
-        self.create_subscription(String, cfg.instruction_topic, self._on_instruction, COMMAND_QOS)
+        self._entities = [
+            self.create_subscription(JointState, cfg.joint_states_topic, self._on_joints, SENSOR_QOS),
+            self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, SENSOR_QOS),
+            self.create_subscription(Float32MultiArray, cfg.features_topic, self._on_features, SENSOR_QOS),
+            self.create_subscription(String, cfg.instruction_topic, self._on_instruction, COMMAND_QOS),
+        ]
         if cfg.arm_command_type == "joint_trajectory":
             self.arm_pub = self.create_publisher(JointTrajectory, cfg.arm_command_topic, COMMAND_QOS)
         else:
             self.arm_pub = self.create_publisher(Float64MultiArray, cfg.arm_command_topic, COMMAND_QOS)
         msg_type = TwistStamped if cfg.cmd_vel_type == "twist_stamped" else Twist
         self.cmd_pub = self.create_publisher(msg_type, cfg.cmd_vel_topic, COMMAND_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_service(SetBool, "~/enable", self._on_enable)
-        self.create_service(Trigger, "~/reset", self._on_reset)
         self.timer = self.create_timer(1.0 / self.rate, self._on_tick)
-        self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
-
-        if cfg.autostart:
-            self.core.enable()
+        self.timer.cancel()  # ticks while active only
+        self._entities += [self.arm_pub, self.cmd_pub, self.timer]
         self.get_logger().info(
-            f"policy {self.policy.identity} at {self.rate:g} Hz; "
-            f"{'enabled' if cfg.autostart else 'disabled: call ~/enable'}; "
+            f"configured: policy {self.policy.identity} at {self.rate:g} Hz; "
             f"instruction {cfg.instruction or '(waiting on ' + cfg.instruction_topic + ')'}"
         )
+
+    def _disengage(self) -> None:
+        """Stop ticking, hold the arm at its measured pose and stop the base."""
+        if self.core is None:
+            return
+        self.timer.cancel()
+        self.core.disable()
+        self.stop_safely()
+
+    def _release(self) -> None:
+        """Destroy what configure created and drop the model."""
+        for entity in self._entities:  # each destroy_* returns False for what is not of its kind
+            _ = (
+                self.destroy_subscription(entity)
+                or self.destroy_publisher(entity)
+                or self.destroy_timer(entity)
+            )
+        self._entities = []
+        self.policy = self.core = self.assembler = self.monitor = None
+        self._last_result = None
 
     # -- parameters -------------------------------------------------------------------------------------
     def _read_parameters(self) -> ControllerConfig:
@@ -129,32 +229,30 @@ class ControllerNode(Node):
         return int(self.get_clock().now().nanoseconds)
 
     def _on_joints(self, msg: JointState) -> None:
-        self.assembler.on_joint_state(msg, self._now_ns())
+        if self.assembler is not None:
+            self.assembler.on_joint_state(msg, self._now_ns())
 
     def _on_odom(self, msg: Odometry) -> None:
-        self.assembler.on_odometry(msg, self._now_ns())
+        if self.assembler is not None:
+            self.assembler.on_odometry(msg, self._now_ns())
 
     def _on_features(self, msg: Float32MultiArray) -> None:
-        self.assembler.on_features(msg, self._now_ns())
+        if self.assembler is not None:
+            self.assembler.on_features(msg, self._now_ns())
 
     def _on_instruction(self, msg: String) -> None:
+        if self.assembler is None:
+            return
         rejection = self.assembler.on_instruction(msg, self._now_ns())
         if rejection is not None:
             self.get_logger().error(f"{rejection}; {rejection.hint}")
 
     # -- services ---------------------------------------------------------------------------------------
-    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        if request.data:
-            self.core.enable()
-            self.monitor.restart()
-        else:
-            self.core.disable()
-        response.success = True
-        response.message = "enabled" if request.data else "disabled"
-        self.get_logger().info(f"controller {response.message}")
-        return response
-
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self.core is None:
+            response.success = False
+            response.message = f"nothing to reset: the controller is {self.lifecycle_state}"
+            return response
         self.core.request_reset("reset service")
         response.success = True
         response.message = "recurrent state will be reset on the next tick"
@@ -162,6 +260,23 @@ class ControllerNode(Node):
 
     # -- the control tick -------------------------------------------------------------------------------
     def _on_tick(self) -> None:
+        try:
+            self._tick()
+        except Exception as err:  # a bug or a broken model: never keep commanding on a half-done tick
+            self.get_logger().error(f"control tick failed ({type(err).__name__}: {err})")
+            self.error = f"control tick failed: {err}"
+            self._fail()
+
+    def _fail(self) -> None:
+        """An error while active: hold and stop at once, then deactivate and clean up (unconfigured)."""
+        try:
+            self._disengage()
+        finally:
+            self.trigger_deactivate()
+            self.trigger_cleanup()
+
+    def _tick(self) -> None:
+        assert self.core is not None and self.assembler is not None and self.monitor is not None
         t0 = time.monotonic_ns()
         now = self._now_ns()
         if self.cfg.instruction and not self.assembler.instruction.stamps:
@@ -217,17 +332,28 @@ class ControllerNode(Node):
     # -- diagnostics ------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         now = self._now_ns()
-        result = self._last_result
+        result = self._last_result if self.lifecycle_state == "active" else None
         status = DiagnosticStatus()
         status.name = f"{self.get_name()}: vand_ros controller"
+        if self.policy is None or self.core is None or self.monitor is None or self.assembler is None:
+            status.level = DiagnosticStatus.ERROR if self.error else DiagnosticStatus.WARN
+            status.message = self.lifecycle_state + (f": {self.error}" if self.error else "")
+            status.values = [
+                KeyValue(key="state", value=self.lifecycle_state),
+                KeyValue(key="model", value=str(self.cfg.model)),
+                KeyValue(key="error", value=self.error),
+            ]
+            self._publish_status(status)
+            return
         status.hardware_id = self.policy.identity
-        state = result.state if result else "starting"
-        status.level = DiagnosticStatus.WARN if state == "holding" else DiagnosticStatus.OK
+        state = result.state if result else self.lifecycle_state
+        status.level = DiagnosticStatus.WARN if state in ("holding", "inactive") else DiagnosticStatus.OK
         status.message = state + (": " + "; ".join(result.reasons) if result and result.reasons else "")
         loop = self.monitor.summary()
         c = self.core.counters
         values = {
             "state": state,
+            "lifecycle state": self.lifecycle_state,
             "instruction": str(result.instruction if result else None),
             "model": str(self.policy.path),
             "regulariser": self.policy.card.regulariser,
@@ -254,13 +380,18 @@ class ControllerNode(Node):
             **self.assembler.diagnostics(now),
         }
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        self._publish_status(status)
+
+    def _publish_status(self, status: DiagnosticStatus) -> None:
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [status]
         self.diag_pub.publish(msg)
 
     def stop_safely(self) -> None:
-        """On shutdown: hold the arm where it is and stop the base (best effort)."""
+        """Hold the arm where it is and stop the base (best effort: nothing without a measured pose)."""
+        if self.core is None:
+            return
         hold = self.core.safety.hold(self.core.measured_joints())
         if hold is not None:
             self._publish(TickResult(hold, "disabled"), self._now_ns())
@@ -292,8 +423,16 @@ def _executor(kind: str) -> Any:
     return SingleThreadedExecutor()
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    # Our own SIGINT/SIGTERM handling: rclpy's would shut the context down first, and the node could no
+    # longer send the hold and the zero twist that must be its last commands.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     node = None
     code = 0
     try:
@@ -310,7 +449,7 @@ def main(args: list[str] | None = None) -> int:
     finally:
         if node is not None:
             if rclpy.ok():
-                node.stop_safely()
+                node.trigger_shutdown()  # from active: hold the arm, stop the base
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

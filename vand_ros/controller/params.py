@@ -51,7 +51,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         choices=("", *EXECUTION_MODES),
     ),
     P("seed", 0, "seed of the execution noise and dropout draws (read at start-up)", 0, 2**31 - 1),
-    P("autostart", False, "engage at start-up (otherwise wait for ~/enable)"),
+    P("autostart", False, "configure and activate at start-up (otherwise wait for the lifecycle services)"),
     P("instruction", "", "behaviour to perform from the start ('' = wait for ~/instruction)"),
     P("reset_on_instruction_change", True, "reset the recurrent state when the instruction changes"),
     P(
@@ -64,7 +64,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     P(
         "blend_time",
         1.0,
-        "after enable or a fault, ramp the joint step bound up from zero over this time [s]",
+        "after activate or a fault, ramp the joint step bound up from zero over this time [s]",
         0.0,
         60.0,
     ),
