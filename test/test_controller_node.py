@@ -233,6 +233,27 @@ def test_lifecycle_configure_activate_deactivate_cleanup(harness_factory) -> Non
     assert h.transition(Transition.TRANSITION_CONFIGURE) and h.state() == "inactive"  # and back again
 
 
+def test_an_error_in_the_control_tick_holds_stops_and_unconfigures(harness_factory) -> None:
+    h = harness_factory(autostart=True, instruction="wipe")
+    for _ in range(3):
+        h.tick()
+    h.spin_until(lambda: len(h.cmd) >= 3)
+    n = len(h.cmd)
+
+    def broken(now_ns: int) -> None:
+        raise RuntimeError("model output has the wrong shape")
+
+    h.node.core.tick = broken  # a bug or a broken model mid-run
+    h.t += PERIOD_NS
+    h._publish_clock()
+    h.spin_until(lambda: h.node.lifecycle_state == "unconfigured")
+    assert "wrong shape" in h.node.error and h.node.policy is None
+    h.spin_until(lambda: len(h.cmd) > n)
+    np.testing.assert_array_equal(h.cmd[-1], np.zeros(3))  # its last base command: stop
+    np.testing.assert_allclose(h.arm[-1], HOME, atol=1e-12)  # and the arm held at the measured pose
+    assert h.state() == "unconfigured"
+
+
 def test_stale_joints_hold_the_arm_and_stop_the_base_then_resume(harness_factory) -> None:
     h = harness_factory(autostart=True, instruction="wipe", max_age_joints=0.1)
     for _ in range(5):
