@@ -203,7 +203,8 @@ def test_the_lifecycle_services_drive_the_controller_from_another_process(
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState, GetState
 
-    with _system(tiny_policy, ros_domain, tmp_path, autostart="false") as (relay, (procs, _)):
+    realtime = {"realtime_priority": 10, "lock_memory": "true"}
+    with _system(tiny_policy, ros_domain, tmp_path, autostart="false", **realtime) as (relay, (procs, _)):
         change = relay.node.create_client(ChangeState, "/vand_controller/change_state")
         get = relay.node.create_client(GetState, "/vand_controller/get_state")
 
@@ -228,6 +229,10 @@ def test_the_lifecycle_services_drive_the_controller_from_another_process(
         assert transition(Transition.TRANSITION_ACTIVATE) and state() == "active"
         relay.spin_until(lambda: len(relay.arm) >= 20, 10.0, "commands while active")
         assert np.abs(relay.joints[-1] - relay.arm[-1]).max() < 0.1, "the sim follows"
+        # The realtime request: granted (here the tests run as root), or refused with a warning.
+        relay.spin_until(lambda: "scheduling" in relay.diag[-1], 5.0, "diagnostics while active")
+        log = (tmp_path / "controller.log").read_text(errors="replace")
+        assert relay.diag[-1]["scheduling"] == "SCHED_FIFO 10" or "rtprio" in log, relay.diag[-1]
 
         assert transition(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
         relay.spin_for(0.3)

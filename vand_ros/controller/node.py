@@ -42,6 +42,7 @@ from std_msgs.msg import Float32MultiArray, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from vand_ros.controller import realtime
 from vand_ros.controller.core import ControlCore, TickResult
 from vand_ros.controller.params import PARAMETERS, ControllerConfig, ParamSpec
 from vand_ros.controller.safety import BASE_AXES, SafetyFilter
@@ -74,6 +75,10 @@ class ControllerNode(LifecycleNode):
     def __init__(self, node_name: str = "vand_controller", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.cfg = self._read_parameters()
+        # This thread spins the executor, so it is the control thread.
+        self.realtime = realtime.apply(self.cfg.realtime_request())
+        for warning in self.realtime.warnings:
+            self.get_logger().warning(warning)
         self._sim_time = bool(self.get_parameter("use_sim_time").value)
         self.error = ""  # why the last transition failed ("" when it did not)
         self.lifecycle_state = "unconfigured"
@@ -347,7 +352,8 @@ class ControllerNode(LifecycleNode):
             return
         status.hardware_id = self.policy.identity
         state = result.state if result else self.lifecycle_state
-        status.level = DiagnosticStatus.WARN if state in ("holding", "inactive") else DiagnosticStatus.OK
+        warn = state in ("holding", "inactive") or bool(self.realtime.warnings)
+        status.level = DiagnosticStatus.WARN if warn else DiagnosticStatus.OK
         status.message = state + (": " + "; ".join(result.reasons) if result and result.reasons else "")
         loop = self.monitor.summary()
         c = self.core.counters
@@ -361,6 +367,7 @@ class ControllerNode(LifecycleNode):
             "seed": str(self.cfg.seed),
             "control rate [Hz]": f"{self.rate:g}",
             "clock": "sim" if self._sim_time else "steady",
+            **self.realtime.as_values(),
             "period error p50 [ms]": f"{loop.period_error_ms['p50']:.3f}",
             "period error p99 [ms]": f"{loop.period_error_ms['p99']:.3f}",
             "period error max [ms]": f"{loop.period_error_ms['max']:.3f}",

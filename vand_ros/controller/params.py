@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from vand_ros import robot
+from vand_ros.controller.realtime import RealtimeRequest, parse_cpus
 from vand_ros.controller.safety import SafetyLimits
 from vand_ros.errors import VandError
 from vand_ros.runtime.assembler import AssemblerConfig
@@ -110,6 +111,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "rclpy executor: 'events' (EventsExecutor where the distribution has it, else single-threaded)",
         choices=("events", "single_threaded"),
     ),
+    P(
+        "realtime_priority",
+        0,
+        "SCHED_FIFO priority of the control thread (0 = the default scheduler; needs CAP_SYS_NICE or rtprio)",
+        0,
+        99,
+    ),
+    P("cpu_affinity", "", "CPUs the controller may run on, e.g. '3' or '2,3' ('' = all)"),
+    P("lock_memory", False, "lock the process's memory (mlockall; needs a memlock limit or CAP_IPC_LOCK)"),
 )
 SPECS = {p.name: p for p in PARAMETERS}
 
@@ -142,6 +152,12 @@ class ControllerConfig:
     max_age_features: float  # [s]
     diagnostics_period: float  # [s]
     executor: str
+    realtime_priority: int  # SCHED_FIFO, 0 = off
+    cpu_affinity: str  # '' = all CPUs
+    lock_memory: bool
+
+    def realtime_request(self) -> RealtimeRequest:
+        return RealtimeRequest(self.realtime_priority, parse_cpus(self.cpu_affinity), self.lock_memory)
 
     def assembler_config(self, layout: Layout) -> AssemblerConfig:
         """The observation assembler's settings for `layout` (the node and the in-process evaluation)."""
@@ -191,6 +207,10 @@ class ControllerConfig:
             base_max_acceleration=np.asarray(v.pop("base_max_acceleration"), dtype=np.float64),
         )
         v["joint_names"] = tuple(names)
+        try:
+            parse_cpus(v["cpu_affinity"])
+        except ValueError as err:
+            raise VandError(f"parameter 'cpu_affinity': {err}; expected e.g. '3', '2,3' or '0-3'") from None
         return cls(limits=limits, **v)
 
 

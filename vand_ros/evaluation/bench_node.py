@@ -8,6 +8,10 @@ Side by side in one run:
    does) and `controller_node` run as separate processes over DDS; the controller's own deadline
    accounting (/diagnostics, steady clock) gives p50/p99/max period error and compute time.
 3. CPU use of the controller process at 50 Hz (user + system time over the measured window / wall time).
+4. With `--load N`: N CPU-bound processes run beside the node for the whole loop measurement, and every
+   loop run is done twice, side by side: the default scheduler, and the control thread at SCHED_FIFO
+   `--realtime-priority` with memory locked (the controller's realtime parameters). Whether the
+   realtime request was granted is taken from the controller's own /diagnostics.
 
 The policy is an untrained one of the default size (GRU, H = 64) for the built-in robot: cost does not
 depend on what the weights learned.
@@ -22,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="controller executors to compare",
     )
     parser.add_argument("--skip-loop", action="store_true", help="only the in-process compute comparison")
+    parser.add_argument(
+        "--load", type=int, default=0, help="CPU-bound processes beside the node; compares realtime on/off"
+    )
+    parser.add_argument(
+        "--realtime-priority", type=int, default=80, help="SCHED_FIFO priority of the realtime runs (1-99)"
+    )
 
 
 def _export(path: Path, rate: float, hidden: int) -> Path:
@@ -110,7 +122,12 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def loop_run(
-    model: Path, rate: float, seconds: float, domain: int, executor_kind: str = "events"
+    model: Path,
+    rate: float,
+    seconds: float,
+    domain: int,
+    executor_kind: str = "events",
+    realtime_priority: int = 0,
 ) -> dict[str, Any]:
     """sim_node + controller_node over DDS at `rate`; the controller's own /diagnostics after `seconds`."""
     import rclpy
@@ -138,6 +155,10 @@ def loop_run(
             "diagnostics_period:=1.0",
             "-p",
             f"executor:={executor_kind}",
+            "-p",
+            f"realtime_priority:={realtime_priority}",
+            "-p",
+            f"lock_memory:={'true' if realtime_priority else 'false'}",
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -179,6 +200,8 @@ def loop_run(
     return {
         "rate_hz": rate,
         "executor": executor_kind,
+        "scheduling": d.get("scheduling", "default"),
+        "memory": d.get("memory", "not locked"),
         "state": d["state"],
         "ticks": int(d["ticks"]),
         "policy_steps": int(d["policy steps"]),
@@ -187,6 +210,35 @@ def loop_run(
         "overruns": int(d["overruns"]),
         "cpu_percent_of_one_core": 100.0 * cpu,
     }
+
+
+class _Load:
+    """N busy processes; `cpu_percent()` is their CPU use so far (100 = one core)."""
+
+    def __init__(self, n: int) -> None:
+        self.procs = [
+            subprocess.Popen([sys.executable, "-c", "while True: pass"], stdout=subprocess.DEVNULL)
+            for _ in range(n)
+        ]
+        self.start = time.monotonic()
+
+    def cpu_percent(self) -> float:
+        wall = time.monotonic() - self.start
+        return 100.0 * sum(_cpu_seconds(p.pid) for p in self.procs) / wall if self.procs else 0.0
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
+@contextmanager
+def cpu_load(n: int) -> Iterator[_Load]:
+    load = _Load(n)
+    try:
+        yield load
+    finally:
+        load.stop()
 
 
 def _loop_rows(at: str, r: dict[str, Any]) -> list[dict[str, Any]]:
@@ -216,11 +268,23 @@ def run(args: argparse.Namespace) -> int:
         rows.append({"measure": "ratio of p50 (goal <= 3)", "value": cmp["ratio_p50"]})
         if not args.skip_loop:
             results["loop"] = []
-            for i, rate in enumerate(args.rates):
-                m = _export(Path(tmp) / f"bench{rate:g}.onnx", rate, args.hidden)
-                for j, kind in enumerate(args.executors):
-                    r = loop_run(m, rate, args.seconds, domain=90 + 2 * i + j, executor_kind=kind)
-                    results["loop"].append(r)
-                    rows += _loop_rows(f"{rate:g} Hz {kind}", r)
+            results["load_processes"] = args.load
+            priorities = [0, args.realtime_priority] if args.load else [0]
+            with cpu_load(args.load) as load:
+                for i, rate in enumerate(args.rates):
+                    m = _export(Path(tmp) / f"bench{rate:g}.onnx", rate, args.hidden)
+                    for j, kind in enumerate(args.executors):
+                        for k, prio in enumerate(priorities):
+                            domain = 60 + 6 * i + 2 * j + k
+                            r = loop_run(
+                                m, rate, args.seconds, domain, executor_kind=kind, realtime_priority=prio
+                            )
+                            r["load_processes"] = args.load
+                            results["loop"].append(r)
+                            at = f"{rate:g} Hz {kind}" + (
+                                f" load {args.load} {r['scheduling']}" if args.load else ""
+                            )
+                            rows += _loop_rows(at, r)
+                results["load_cpu_percent"] = load.cpu_percent()
     report("node", results, rows)
     return 0
