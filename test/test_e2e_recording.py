@@ -120,6 +120,44 @@ def test_recorder_killed_with_sigkill_loses_at_most_a_second(tmp_path: Path, ros
     assert len(got) >= sent - FLUSH_SLACK * rate, (len(got), sent)
 
 
+def test_a_full_disk_stops_the_recording_with_status_1_and_keeps_what_was_written(
+    tmp_path: Path, ros: Any
+) -> None:
+    """A file-size limit (RLIMIT_FSIZE) makes writes fail as a full disk does."""
+    import resource
+
+    from rosbags.highlevel import AnyReader
+    from sensor_msgs.msg import JointState
+
+    node, executor = ros
+    pub = node.create_publisher(JointState, robot.TOPICS.joint_states, 100)
+    bag = tmp_path / "rec"
+    rec = subprocess.Popen([str(BIN / "vand-ros"), "record", "--out", str(bag), "--no-sim-time"],
+                           stdout=(tmp_path / "rec.log").open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+    # Python ignores SIGXFSZ, so a write past the limit fails with EFBIG, as one on a full disk does.
+    resource.prlimit(rec.pid, resource.RLIMIT_FSIZE, (60_000, 60_000))
+    try:
+        wait_for(lambda: pub.get_subscription_count() > 0, 30, "the recorder subscribes", executor)
+        sent = 0
+        while rec.poll() is None and sent < 5000:
+            pub.publish(JointState(name=["j"] * 20, position=[float(sent)] * 20))
+            sent += 1
+            time.sleep(0.005)
+        code = rec.wait(timeout=10)
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+    log = (tmp_path / "rec.log").read_text()
+    assert code == 1 and "cannot write" in log and "vand-ros bag repair" in log, log[-2000:]
+    result = subprocess.run(
+        [str(BIN / "vand-ros"), "bag", "repair", str(bag)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    with AnyReader([bag]) as reader:
+        got = [reader.deserialize(raw, c.msgtype).position[0] for c, _, raw in reader.messages()]
+    assert len(got) > 50 and got == [float(i) for i in range(len(got))], "what reached the disk, in order"
+
+
 @pytest.mark.parametrize(
     "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name
 )
