@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module.configure(parser)  # type: ignore[attr-defined]
     rest, ros_args = split_ros_args(rest)
     args = parser.parse_args(rest)
+    args.argv = list(rest)  # for a subcommand that starts itself again (train --nproc under torchrun)
     if ros_args:
         if not hasattr(args, "ros_args"):
             parser.error("--ros-args: this subcommand starts no ROS node of its own")

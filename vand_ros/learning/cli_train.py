@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from vand_ros.errors import VandError
@@ -54,6 +58,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0 = torch's default; 1 is often fastest)"
     )
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes here (starts torchrun; gloo on CPU, NCCL with --device cuda)",
+    )
 
 
 def _parse_value(field: dataclasses.Field[Any], text: str) -> Any:
@@ -83,18 +93,38 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return cfg.smoke_version() if args.smoke else cfg
 
 
+def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
+    """The torchrun command line that runs `vand-ros train ARGV` in `nproc` processes on this machine."""
+    exe = shutil.which("vand-ros") or str(Path(sys.executable).parent / "vand-ros")
+    # Without --nproc (the ranks must not start torchrun again, and torchrun would take it for its own).
+    argv = [a for i, a in enumerate(argv) if not a.startswith("--nproc") and argv[i - 1 : i] != ["--nproc"]]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            exe, "train", *argv]  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from vand_ros.data.dataset import Dataset
+    from vand_ros.learning import distributed
     from vand_ros.learning.diagnostics import table
     from vand_ros.learning.train import train
 
     cfg = config_from_args(args)
+    if args.nproc < 1:
+        raise VandError(f"--nproc {args.nproc}: expected 1 or more processes")
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun: start it
+        return subprocess.call(torchrun_command(args.nproc, args.argv))
     if args.threads:
         torch.set_num_threads(args.threads)
     dataset = Dataset.load(args.dataset)
-    result = train(dataset, cfg, args.out, progress=not args.quiet)
+    dist = distributed.from_environment(cfg.device)
+    try:
+        result = train(dataset, cfg, args.out, progress=not args.quiet, dist=dist)
+    finally:
+        distributed.shutdown()
+    if not dist.main:
+        return 0
     summary = json.loads((result.run_dir / "summary.json").read_text(encoding="utf-8"))
     print(
         "copycat diagnostic on the validation episodes (learning.diagnostics; gain 1 = reproduces the "

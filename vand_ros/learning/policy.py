@@ -40,6 +40,10 @@ class Draws(NamedTuple):
     u: Tensor  # (B, T, L, U) or (B, L, U)
     u_x: Tensor | None = None  # (B, T, D) or (B, D): Gal input masks, only where gal_p_x > 0
 
+    def rows(self, index: slice) -> Draws:
+        """The draws of part of the batch (a distributed rank's episodes)."""
+        return Draws(self.eps[index], self.u[index], None if self.u_x is None else self.u_x[index])
+
 
 class PolicyOutput(NamedTuple):
     mean: Tensor  # (B, T, K, A) normalised action mean, in the action representation

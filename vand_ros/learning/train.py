@@ -37,6 +37,7 @@ from vand_ros.learning.actions import chunk_targets, policy_stats
 from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
 from vand_ros.learning.config import TrainConfig
 from vand_ros.learning.diagnostics import copycat, teacher_forced_commands
+from vand_ros.learning.distributed import Distributed
 from vand_ros.learning.policy import DrawMaker, Policy
 
 SMOKE_EPISODES = (4, 2)  # (train, val) episodes used by --smoke
@@ -63,9 +64,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def pad_batch(episodes: list[Episode], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Episodes -> obs (B, T, D), act (B, T, A) raw, valid (B, T) in {0, 1}, padded to the longest."""
-    T = max(len(e) for e in episodes)
+def pad_batch(
+    episodes: list[Episode], device: torch.device, length: int = 0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Episodes -> obs (B, T, D), act (B, T, A) raw, valid (B, T) in {0, 1}, padded to the longest (or to
+    `length`, when that is longer: every rank of a distributed job steps through the same windows)."""
+    T = max(length, *(len(e) for e in episodes))
     B, D, A = len(episodes), episodes[0].obs.shape[1], episodes[0].act.shape[1]
     obs = np.zeros((B, T, D), np.float32)
     act = np.zeros((B, T, A), np.float32)
@@ -190,11 +194,15 @@ def train(
     run_dir: str | Path,
     progress: bool = True,
     validator: Validator | None = None,
+    dist: Distributed | None = None,
 ) -> TrainResult:
     """Train a policy on `ds` into `run_dir`; returns where the kept checkpoint is and how it did.
 
     `validator` (with cfg.select_every > 0) chooses the kept checkpoint by closed-loop score (_Selector);
-    the evaluation layer provides one (vand_ros.evaluation.selection)."""
+    the evaluation layer provides one (vand_ros.evaluation.selection). `dist`: this process's rank in a
+    data-parallel job (learning.distributed); rank 0 alone writes `run_dir`, and only its result holds
+    the summary."""
+    dist = dist or Distributed()
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
@@ -210,7 +218,8 @@ def train(
         cfg = cfg.smoke_version()  # idempotent
     device = resolve_device(cfg.device)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     train_eps, val_eps = _smoke_dataset(ds) if cfg.smoke else (list(ds.train), list(ds.val))
     if cfg.train_episodes:
         train_eps = _per_behaviour(train_eps, cfg.train_episodes)
@@ -240,14 +249,19 @@ def train(
     planned_steps = max(1, cfg.max_epochs * windows)
     warmup_steps = cfg.beta_warmup * planned_steps
 
-    writer = SummaryWriter(str(run_dir / "tb"))
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1), encoding="utf-8")
+    writer = SummaryWriter(str(run_dir / "tb")) if dist.main else None
+    if dist.main:
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1), encoding="utf-8")
     history: list[dict[str, Any]] = []
     best = (math.inf, -1)
     lowest, stale = math.inf, 0
     step = 0
     selector = _Selector(cfg, validator, lambda: _snapshot(policy, ds, stats))
-    bar = tqdm(range(1, cfg.max_epochs + 1), desc=f"train {cfg.regulariser}/{cfg.cell}", disable=not progress)
+    bar = tqdm(
+        range(1, cfg.max_epochs + 1),
+        desc=f"train {cfg.regulariser}/{cfg.cell}",
+        disable=not progress or not dist.main,
+    )
     try:
         for epoch in bar:
             t0 = time.perf_counter()
@@ -256,32 +270,45 @@ def train(
             sums = {"nll": 0.0, "reg": 0.0, "loss": 0.0, "n": 0.0}
             for b in range(batches_per_epoch):
                 batch = [train_eps[i] for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
-                obs, act, valid = pad_batch(batch, device)  # (B, T, D), (B, T, A), (B, T)
-                target, target_valid = targets(policy, obs, act, valid)  # (B, T, K, A), (B, T, K)
-                B, T = valid.shape
-                state = policy.init_state(B)
-                drawer.reset(B)
+                B, T = len(batch), max(len(e) for e in batch)  # the global batch
+                local = dist.shard(batch)
+                if local:
+                    obs, act, valid = pad_batch(local, device, T)  # (b, T, D), (b, T, A), (b, T)
+                    target, target_valid = targets(policy, obs, act, valid)  # (b, T, K, A), (b, T, K)
+                    state = policy.init_state(len(local))
+                drawer.reset(B)  # draws for the global batch, so every rank uses its rows of the same draws
                 for start in range(0, T, cfg.seq_len):
                     sl = slice(start, start + cfg.seq_len)
-                    v = valid[:, sl]  # (B, W)
-                    if float(v.sum()) == 0:
+                    # The global batch's masked means, as local sums over global counts.
+                    sums_local = torch.zeros(4, dtype=torch.float64)  # nll, reg, nll count, reg count
+                    if local:
+                        v = valid[:, sl]  # (b, W)
+                        sums_local[2], sums_local[3] = float(target_valid[:, sl].sum()), float(v.sum())
+                    counts = dist.sum(sums_local[2:].clone())
+                    if float(counts[1]) == 0:
                         break
-                    draws = drawer.window(B, v.shape[1], device)
-                    out = policy(obs[:, sl], state, draws, hard=False)
+                    draws = drawer.window(B, min(cfg.seq_len, T - start), device)
                     beta = cfg.beta * (min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0)
-                    nll = _masked_mean(policy.nll(out.mean, target[:, sl]), target_valid[:, sl])
-                    reg = _masked_mean(out.reg, v)
-                    loss = nll + beta * reg
                     optimiser.zero_grad(set_to_none=True)
-                    loss.backward()  # type: ignore[no-untyped-call]
+                    if local:
+                        out = policy(obs[:, sl], state, draws.rows(dist.rows(B)), hard=False)
+                        nll_terms = policy.nll(out.mean, target[:, sl]) * target_valid[:, sl]
+                        reg_terms = out.reg * v
+                        nll = nll_terms.sum() / counts[0].clamp(min=1.0).item()
+                        reg = reg_terms.sum() / counts[1].clamp(min=1.0).item()
+                        loss = nll + beta * reg
+                        loss.backward()  # type: ignore[no-untyped-call]
+                        state = tuple(s.detach() for s in out.state)
+                        sums_local[0], sums_local[1] = float(nll.detach()), float(reg.detach())
+                    dist.sum_gradients(params)
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                     optimiser.step()
-                    state = tuple(s.detach() for s in out.state)
                     step += 1
-                    n = float(v.sum())
-                    sums["nll"] += float(nll.detach()) * n
-                    sums["reg"] += float(reg.detach()) * n
-                    sums["loss"] += float(loss.detach()) * n
+                    nll_w, reg_w = (float(x) for x in dist.sum(sums_local[:2].clone()))
+                    n = float(counts[1])
+                    sums["nll"] += nll_w * n
+                    sums["reg"] += reg_w * n
+                    sums["loss"] += (nll_w + beta * reg_w) * n
                     sums["n"] += n
             val = evaluate(policy, val_eps, seed=cfg.seed)
             with torch.no_grad():
@@ -305,13 +332,13 @@ def train(
                 )
             history.append(record)
             for key, value in record.items():
-                if key != "epoch":
+                if key != "epoch" and writer is not None:
                     writer.add_scalar(key, value, epoch)
             bar.set_postfix(train=f"{record['train_nll']:.3f}", val=f"{record['val_loss']:.3f}")
             stale = stale + 1 if record["val_loss"] >= lowest else 0
             lowest = min(lowest, record["val_loss"])
             last = stale >= cfg.patience or epoch == cfg.max_epochs
-            if selector.consider(epoch, record, last):
+            if dist.main and selector.consider(epoch, record, last):
                 best = (record["val_loss"], epoch)
                 Checkpoint.from_policy(
                     policy,
@@ -329,8 +356,11 @@ def train(
             if last:
                 break
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
         bar.close()
+    if not dist.main:
+        return TrainResult(run_dir, run_dir / CHECKPOINT_NAME, len(history), best[1], best[0], history)
 
     # The best checkpoint gets the final summary, the copycat diagnostic and the whole history.
     ckpt = Checkpoint.load(run_dir / CHECKPOINT_NAME)
