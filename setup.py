@@ -60,6 +60,8 @@ EXTRAS = {
     ],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+# Not in "all": the campaign on a Ray cluster (`vand-ros evaluate --backend ray`), asked for explicitly.
+EXTRAS["cluster"] = ["ray>=2.9"]
 EXTRAS["test"] = EXTRAS["dev"]  # colcon test reads extras_require["test"]
 
 setup(

@@ -9,7 +9,9 @@ Everything lives in one output folder and every step is resumable (a finished st
     OUT/results/<model>/[validation/]<behaviour>/<condition>/<mode>_s<seed>.json   one closed-loop run
 
 <model> is `<regulariser>[_<key>=<value>...]_s<training seed>`. A job (one model) trains, exports and runs
-every behaviour x condition x mode; jobs run in a pool of `jobs` processes (one torch thread each).
+every behaviour x condition x mode. Where the work runs is a backend (evaluation.backends): jobs in a local
+pool of `jobs` processes (one torch thread each), or each training and each closed-loop run as a task on
+a Ray cluster.
 Closed-loop runs are in process without DDS (vand_ros.evaluation.closed_loop: the node's assembler, tick
 logic, ONNX runtime and safety filter); test runs use scenario seed = training seed, validation runs
 (tuning) use tuning.VALIDATION_SEED_OFFSET + training seed, so no test scenario ever chooses a setting.
@@ -18,15 +20,14 @@ logic, ONNX runtime and safety filter); test runs use scenario seed = training s
 from __future__ import annotations
 
 import fcntl
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vand_ros.errors import VandError
+from vand_ros.evaluation.evaluate import Planned, planned_runs, stored_run
 from vand_ros.evaluation.metrics import (
     BehaviourReference,
     SuccessConfig,
@@ -35,6 +36,9 @@ from vand_ros.evaluation.metrics import (
 )
 from vand_ros.evaluation.report import card_summary
 from vand_ros.evaluation.tuning import GRID, VALIDATION_SEED_OFFSET, choose
+
+if TYPE_CHECKING:
+    from vand_ros.evaluation.backends import Backend
 
 
 def log(text: str) -> None:
@@ -101,17 +105,16 @@ class Campaign:
             save_references(reference_from_bags(bags), ref_path)
         return load_references(ref_path)
 
-    def run(self, jobs: Sequence[Job], workers: int = 1) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Run `jobs` (in `workers` processes); returns (every run record, {model name: card summary})."""
+    def run(
+        self, jobs: Sequence[Job], workers: int = 1, backend: Backend | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Run `jobs` (on `backend`, by default a local pool of `workers` processes); returns (every run
+        record in job order, {model name: card summary})."""
         if not jobs:
             return [], {}
-        if workers <= 1 or len(jobs) == 1:
-            outputs = [run_job(self, job) for job in jobs]
-        else:
-            # spawn: torch and onnxruntime threads do not survive a fork
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                outputs = list(pool.map(run_job, [self] * len(jobs), jobs))
+        from vand_ros.evaluation.backends import LocalBackend
+
+        outputs = (backend or LocalBackend(workers)).run(self, list(jobs))
         runs = [r for rs, _ in outputs for r in rs]
         cards = {job.name: card for job, (_, card) in zip(jobs, outputs, strict=True)}
         return runs, cards
@@ -135,21 +138,29 @@ def chosen_overrides(runs: Sequence[dict[str, Any]], jobs: Sequence[Job]) -> dic
 
 def run_job(campaign: Campaign, job: Job) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Train and export one model (unless done), then its closed-loop runs (unless stored)."""
-    from vand_ros.evaluation.evaluate import evaluate_model
-
-    out = campaign.out
-    refs = load_references(out / "reference.json")
-    model = _train_and_export(campaign, job)
+    model = train_and_export(campaign, job)
     log(f"closed loop{' (validation scenarios)' if job.validation else ''}: {job.name}")
-    runs = evaluate_model(
+    runs = [run_planned(campaign, job, model, p) for p in job_plan(campaign, job, model)]
+    return runs, card_summary(model)
+
+
+def job_plan(campaign: Campaign, job: Job, model: Path) -> list[Planned]:
+    """The closed-loop runs of one job's model, in report order."""
+    refs = load_references(campaign.out / "reference.json")
+    seed = VALIDATION_SEED_OFFSET + job.seed if job.validation else job.seed
+    behaviours = [b for b in campaign.behaviours if b in refs]
+    return planned_runs(model, refs, behaviours, campaign.conditions, campaign.modes, (seed,))
+
+
+def run_planned(campaign: Campaign, job: Job, model: Path, planned: Planned) -> dict[str, Any]:
+    """One closed-loop run of a job's model, stored under OUT/results (read back if it is already there)."""
+    refs = load_references(campaign.out / "reference.json")
+    return stored_run(
         model,
-        refs,
-        [b for b in campaign.behaviours if b in refs],
-        campaign.conditions,
-        campaign.modes,
-        seeds=(VALIDATION_SEED_OFFSET + job.seed if job.validation else job.seed,),
+        refs[planned[0]],
+        planned,
         cfg=campaign.cfg,
-        out_dir=out / "results" / job.name / ("validation" if job.validation else ""),
+        out_dir=campaign.out / "results" / job.name / ("validation" if job.validation else ""),
         save_trajectories=campaign.save_trajectories,
         progress=lambda text: log(f"  {job.name} {text}"),
         tags={
@@ -159,10 +170,9 @@ def run_job(campaign: Campaign, job: Job) -> tuple[list[dict[str, Any]], dict[st
             "model_name": job.name,
         },
     )
-    return runs, card_summary(model)
 
 
-def _train_and_export(campaign: Campaign, job: Job) -> Path:
+def train_and_export(campaign: Campaign, job: Job) -> Path:
     """Train the job's model (unless trained) and export it. Jobs that differ only in execution-side
     fields (checkpoint.EXECUTION_FIELDS: chunk execution, base deadband) share one training run, exported
     once per setting; a lock on the run folder makes a second job wait for the first one's training."""

@@ -79,6 +79,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--jobs", type=int, default=1, help="models trained and run in parallel (processes)")
     parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool of --jobs; ray: every training and run as a task on a Ray cluster",
+    )
+    parser.add_argument(
+        "--address", default="auto", help="with --backend ray: the cluster (auto, or HOST:PORT of its head)"
+    )
+    parser.add_argument(
         "--videos",
         action="store_true",
         help="re-run the best and the worst run and write the last 30 s of each as best.gif / worst.gif",
@@ -92,6 +101,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vand_ros.evaluation.backends import LocalBackend, RayBackend
     from vand_ros.evaluation.campaign import Campaign, Job, chosen_overrides, parse_overrides, tuning_jobs
     from vand_ros.evaluation.report import append_videos, write_report
     from vand_ros.evaluation.tuning import VALIDATION_CONDITIONS, VALIDATION_DURATION_FACTOR, write_tuning
@@ -122,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     if len(behaviours) < len(args.behaviours):
         log(f"no demonstrations of {sorted(set(args.behaviours) - set(behaviours))}: left out")
     overrides = parse_overrides(args.set, args.regularisers)
+    backend = RayBackend(args.address) if args.backend == "ray" else LocalBackend(args.jobs)
 
     if args.tune:
         factor = min(VALIDATION_DURATION_FACTOR, cfg.duration_factor)
@@ -129,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         tuning = dataclasses.replace(campaign, conditions=VALIDATION_CONDITIONS, modes=None, cfg=vcfg)
         jobs = tuning_jobs(args.regularisers, overrides)
         log(f"tune: {len(jobs)} settings on validation scenarios")
-        vruns, vcards = tuning.run(jobs, args.jobs)
+        vruns, vcards = tuning.run(jobs, args.jobs, backend)
         write_report(vruns, vcards, refs, vcfg, out, list(VALIDATION_CONDITIONS), behaviours, validation=True)
         log(f"tune: wrote {write_tuning(vruns, out)}")
         overrides = chosen_overrides(vruns, jobs)
@@ -139,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         for reg in args.regularisers
         for seed in range(args.seeds)
     ]
-    runs, cards = campaign.run(jobs, args.jobs)
+    runs, cards = campaign.run(jobs, args.jobs, backend)
     suffix = "_validation" if args.validation else ""
     (out / f"results{suffix}.json").write_text(
         json.dumps({"config": cfg.to_dict(), "cards": cards, "runs": runs}, indent=1), encoding="utf-8"

@@ -97,6 +97,78 @@ def run_one(
     return record, traj
 
 
+Planned = tuple[str, str, "str | None", int]  # (behaviour, condition, mode, seed) of one run
+
+
+def planned_runs(
+    model: str | Path | None,
+    refs: dict[str, BehaviourReference],
+    behaviours: Sequence[str],
+    conditions: Sequence[str] = ("clean",),
+    modes: Sequence[str] | None = None,
+    seeds: Sequence[int] = (0,),
+) -> list[Planned]:
+    """Every (behaviour, condition, mode, seed) run of `model` (None = the scripted demonstrator), in the
+    order they are run and reported. `modes` None: every mode the model supports."""
+    if model is None:
+        all_modes: list[str | None] = [None]
+    else:
+        supported, _ = model_modes(model)
+        if modes:
+            unknown = [m for m in modes if m not in supported]
+            if unknown:
+                raise VandError(
+                    f"{model} does not support execution mode(s) {unknown} (supports {supported})"
+                )
+        all_modes = list(modes) if modes else list(supported)
+    for behaviour in behaviours:
+        if behaviour not in refs:
+            raise VandError(f"no demonstrations of {behaviour!r} to compare with (have {sorted(refs)})")
+    return [
+        (behaviour, condition, mode, seed)
+        for behaviour in behaviours
+        for condition in conditions
+        if C.applies(condition, behaviour)
+        for mode in all_modes
+        for seed in seeds
+    ]
+
+
+def stored_run(
+    model: str | Path | None,
+    ref: BehaviourReference,
+    planned: Planned,
+    duration: float | None = None,
+    cfg: SuccessConfig = DEFAULT_SUCCESS,
+    out_dir: str | Path | None = None,
+    save_trajectories: bool = False,
+    progress: Callable[[str], None] | None = None,
+    tags: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One planned run's record. With `out_dir` it is stored in
+    OUT/<behaviour>/<condition>/<mode>_s<seed>.json, and a run whose record exists is read, not re-run (the
+    store is the source of truth)."""
+    behaviour, condition, mode, seed = planned
+    path = None
+    if out_dir is not None:
+        path = Path(out_dir) / behaviour / condition / f"{mode or 'script'}_s{seed}.json"
+        if path.is_file():
+            return {**json.loads(path.read_text(encoding="utf-8")), **(tags or {})}
+    record, traj = run_one(model, behaviour, condition, ref, mode, seed, duration, cfg)
+    record.update(tags or {})
+    if progress:
+        verdict = "ok" if record["success"] else "FAIL " + ",".join(record["failures"])
+        progress(f"{behaviour}/{condition}/{record['mode']}/s{seed}: {verdict} ({record['wall_s']:.1f} s)")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if save_trajectories:
+            traj.save(path.with_suffix(".npz"))
+        tmp = path.with_suffix(".json.tmp")  # a run killed mid-write leaves no half record behind
+        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        tmp.replace(path)
+    return record
+
+
 def evaluate_model(
     model: str | Path | None,
     refs: dict[str, BehaviourReference],
@@ -111,53 +183,12 @@ def evaluate_model(
     progress: Callable[[str], None] | None = None,
     tags: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every (behaviour, condition, mode, seed) run of `model` (None = the scripted demonstrator).
-
-    `modes` None: every mode the model supports. With `out_dir`, each run's record is written to
-    OUT/<behaviour>/<condition>/<mode>_s<seed>.json, and a run whose record exists is read, not re-run.
-    `tags` are added to every record (e.g. which regulariser and training seed made the model).
-    """
-    if model is None:
-        all_modes: list[str | None] = [None]
-    else:
-        supported, _ = model_modes(model)
-        if modes:
-            unknown = [m for m in modes if m not in supported]
-            if unknown:
-                raise VandError(
-                    f"{model} does not support execution mode(s) {unknown} (supports {supported})"
-                )
-        all_modes = list(modes) if modes else list(supported)
-    results = []
-    for behaviour in behaviours:
-        if behaviour not in refs:
-            raise VandError(f"no demonstrations of {behaviour!r} to compare with (have {sorted(refs)})")
-        for condition in conditions:
-            if not C.applies(condition, behaviour):
-                continue
-            for mode in all_modes:
-                for seed in seeds:
-                    path = None
-                    if out_dir is not None:
-                        path = Path(out_dir) / behaviour / condition / f"{mode or 'script'}_s{seed}.json"
-                        if path.is_file():
-                            results.append({**json.loads(path.read_text(encoding="utf-8")), **(tags or {})})
-                            continue
-                    record, traj = run_one(
-                        model, behaviour, condition, refs[behaviour], mode, seed, duration, cfg
-                    )
-                    record.update(tags or {})
-                    if progress:
-                        verdict = "ok" if record["success"] else "FAIL " + ",".join(record["failures"])
-                        where = f"{behaviour}/{condition}/{record['mode']}/s{seed}"
-                        progress(f"{where}: {verdict} ({record['wall_s']:.1f} s)")
-                    if path is not None:
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        if save_trajectories:
-                            traj.save(path.with_suffix(".npz"))
-                        path.write_text(json.dumps(record, indent=1), encoding="utf-8")
-                    results.append(record)
-    return results
+    """Every planned run of `model` (see `planned_runs`, `stored_run`; `tags` are added to every record,
+    e.g. which regulariser and training seed made the model)."""
+    return [
+        stored_run(model, refs[p[0]], p, duration, cfg, out_dir, save_trajectories, progress, tags)
+        for p in planned_runs(model, refs, behaviours, conditions, modes, seeds)
+    ]
 
 
 def render_run(
