@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from vand_ros import cli
 
 
@@ -155,3 +157,13 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
     assert all("closed_loop_score" in h for h in history)
     table = (out / "sweep.md").read_text()
     assert "| relative | vand: action_representation=relative |" in table
+
+
+def test_bench_eval_prints_throughput_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "eval", "--seconds", "3", "--repeats", "1", "--behaviours", "patrol"]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(out[: out.index("\n}\n") + 2])
+    patrol = doc["behaviours"]["patrol"]
+    assert patrol["policy"]["n"] == patrol["script"]["n"] == 1
+    assert patrol["policy"]["p50"] > 0 and patrol["script_over_policy_p50"] > 0
+    assert "script / policy" in out

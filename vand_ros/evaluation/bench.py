@@ -1,4 +1,4 @@
-"""`vand-ros bench {sim,data,train,node}`: each layer owns its benchmark (module `bench` in the layer)."""
+"""`vand-ros bench {sim,data,train,node,eval}`: each layer owns its benchmark (its module `bench*`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ BENCHMARKS = {
     "data": ("vand_ros.data.bench", "dataset builder throughput vs a bare rosbags read loop"),
     "train": ("vand_ros.learning.bench", "training step time per regulariser; ONNX step latency"),
     "node": ("vand_ros.evaluation.bench_node", "controller tick compute and loop period error"),
+    "eval": ("vand_ros.evaluation.bench_eval", "closed-loop runs: simulated seconds per CPU second"),
 }
 
 
