@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -144,3 +146,32 @@ def test_copycat_diagnostic_scores_a_copier_at_gain_zero_and_copy_error() -> Non
         assert abs(v["gain"]) < 1e-5
         assert v["policy_mse"] == pytest.approx(v["copy_mse"], rel=1e-5)
         assert v["previous_mse"] > 0
+
+
+def test_changepoint_weights_mark_the_largest_command_changes_and_their_neighbours() -> None:
+    from vand_ros.learning.actions import (
+        CHANGEPOINT_DILATION,
+        changepoint_threshold,
+        changepoint_weights,
+        command_changes,
+    )
+
+    act = torch.zeros(1, 20, 2)
+    act[0, 10:, 0] = 1.0  # one step change at tick 10 (a stop, a hand-off)
+    valid = torch.ones(1, 20)
+    valid_short = valid.clone()
+    valid_short[0, 15:] = 0.0
+    step = act[0].numpy().copy()
+    changes = command_changes(act, valid, torch.tensor([1.0, 1.0]))
+    assert changes[0, 0] == 0 and changes[0, 10] == pytest.approx(0.5) and float(changes.sum()) == 0.5
+    act[0, 17:, 1] = 9.0  # a change inside the padding does not count
+    assert float(command_changes(act, valid_short, torch.tensor([1.0, 1.0])).sum()) == 0.5
+
+    w = changepoint_weights(changes, threshold=0.1, weight=5.0)[0]
+    near = range(10 - CHANGEPOINT_DILATION, 10 + CHANGEPOINT_DILATION + 1)
+    assert [float(w[t]) for t in range(20)] == [5.0 if t in near else 1.0 for t in range(20)]
+    assert torch.equal(changepoint_weights(changes, threshold=math.inf, weight=5.0), torch.ones(1, 20))
+
+    eps = [Episode(np.zeros((20, 3), np.float32), step, "wipe", "e#0")]
+    thr = changepoint_threshold(eps, np.ones(2, np.float32), 0.95)
+    assert 0 < thr < 0.5  # 19 changes, one of them large: the 95 % quantile lies below it

@@ -216,3 +216,16 @@ def test_a_config_written_before_the_action_fields_loads_as_it_was_trained() -> 
     cfg = TrainConfig.from_dict(old)
     assert cfg.action_representation == "absolute" and not cfg.action_spec.has_deadband
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()  # today's configs round-trip
+
+
+def test_changepoint_weighting_changes_the_loss_and_is_recorded(periodic: Path, tmp_path: Path) -> None:
+    ds = Dataset.load(periodic)
+    plain = train(ds, TrainConfig(regulariser="none", smoke=True), tmp_path / "plain", progress=False)
+    cfg = TrainConfig(regulariser="none", smoke=True, changepoint_weight=5.0)
+    weighted = train(ds, cfg, tmp_path / "weighted", progress=False)
+    assert weighted.history[0]["train_loss"] != plain.history[0]["train_loss"]
+    threshold = Checkpoint.load(weighted.checkpoint).training["changepoint_threshold"]
+    assert threshold is not None and threshold > 0
+    assert Checkpoint.load(plain.checkpoint).training["changepoint_threshold"] is None
+    with pytest.raises(VandError, match="changepoint_weight"):
+        TrainConfig(changepoint_weight=0.5)

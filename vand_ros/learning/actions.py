@@ -13,6 +13,8 @@ commands after the window.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -120,3 +122,30 @@ def ensemble_step(sums: Tensor, chunk: Tensor, weights: Tensor) -> tuple[Tensor,
     action = total[:, 0, :-1] / total[:, 0, -1:]  # (B, A); weight >= weights[0] = 1
     shifted = torch.cat([total[:, 1:], torch.zeros_like(total[:, :1])], dim=1)  # (B, K, A + 1)
     return action, shifted
+
+
+CHANGEPOINT_DILATION = 2  # [ticks] each side of a changepoint that is weighted with it (100 ms at 20 Hz)
+
+
+def command_changes(act: Tensor, valid: Tensor, act_std: Tensor) -> Tensor:
+    """Per tick (B, T): the mean absolute change of the demonstrated command from the previous tick, in
+    units of each dimension's std (0 at the first tick and on padding)."""
+    d = ((act[:, 1:] - act[:, :-1]).abs() / act_std).mean(-1) * valid[:, 1:] * valid[:, :-1]  # (B, T-1)
+    return torch.cat([torch.zeros_like(d[:, :1]), d], dim=1)
+
+
+def changepoint_threshold(episodes: list[Episode], act_std: np.ndarray, quantile: float) -> float:
+    """The `quantile` of the normalised command changes over `episodes` (what counts as a changepoint)."""
+    changes = [np.abs(np.diff(e.act, axis=0)) / act_std for e in episodes if len(e) > 1]
+    if not changes:
+        return math.inf
+    return float(np.quantile(np.concatenate(changes).mean(-1), quantile))
+
+
+def changepoint_weights(changes: Tensor, threshold: float, weight: float) -> Tensor:
+    """(B, T) loss weights: `weight` at ticks within CHANGEPOINT_DILATION of a change above `threshold`,
+    else 1."""
+    hits = (changes > threshold).float().unsqueeze(1)  # (B, 1, T)
+    span = 2 * CHANGEPOINT_DILATION + 1
+    near = torch.nn.functional.max_pool1d(hits, span, stride=1, padding=CHANGEPOINT_DILATION).squeeze(1)
+    return 1.0 + (weight - 1.0) * near

@@ -40,6 +40,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "base_deadband_angular": 0.0,
     "select_every": 0,
     "train_episodes": 0,
+    "changepoint_weight": 1.0,
 }
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
 VAND_FAMILY: tuple[str, ...] = ("vand", "vand_noise", "vand_dropout", "vand_fixed")
@@ -95,6 +96,11 @@ class TrainConfig:
     # keep the lowest validation loss); needs a validator (vand_ros.evaluation.selection)
     min_log_std: float = -5.0  # floor of the action head's learned log-std (keeps the NLL bounded)
     train_episodes: int = 0  # at most this many training episodes per behaviour (0 = all): data-scaling runs
+    # Keyframe weighting (Wen et al. 2021): ticks where the demonstrated command changes most (the top
+    # 1 - changepoint_quantile of normalised command changes, +- CHANGEPOINT_DILATION ticks) weigh this much
+    # in the loss (1 = off).
+    changepoint_weight: float = 1.0
+    changepoint_quantile: float = 0.95
     seed: int = 0
     device: str = "cpu"
     smoke: bool = False  # tiny run that finishes in seconds (tests)
@@ -120,6 +126,10 @@ class TrainConfig:
             raise bad("select_every", "0 (off) or a positive number of epochs")
         if self.train_episodes < 0:
             raise bad("train_episodes", "0 (all) or a positive number of episodes per behaviour")
+        if not math.isfinite(self.changepoint_weight) or self.changepoint_weight < 1:
+            raise bad("changepoint_weight", "a finite number >= 1 (1 = off)")
+        if not 0 < self.changepoint_quantile < 1:
+            raise bad("changepoint_quantile", "a number between 0 and 1")
         if self.patience < 1:
             raise bad("patience", "a positive integer")
         for name in ("beta", "nrnn_sigma_add", "gal_weight_decay"):

@@ -33,7 +33,13 @@ from torch import Tensor
 
 from vand_ros.data.dataset import Dataset, Episode, NormStats
 from vand_ros.errors import VandError
-from vand_ros.learning.actions import chunk_targets, policy_stats
+from vand_ros.learning.actions import (
+    changepoint_threshold,
+    changepoint_weights,
+    chunk_targets,
+    command_changes,
+    policy_stats,
+)
 from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
 from vand_ros.learning.config import TrainConfig
 from vand_ros.learning.diagnostics import copycat, teacher_forced_commands
@@ -235,6 +241,12 @@ def train(
     policy = Policy(cfg, ds.layout.obs_dim, ds.layout.act_dim, stats, n_joints, ds.layout.base_axes).to(
         device
     )
+    changepoints = (
+        changepoint_threshold(train_eps, ds.stats.act_std, cfg.changepoint_quantile)
+        if cfg.changepoint_weight > 1
+        else math.inf
+    )
+    act_std = torch.from_numpy(ds.stats.act_std).to(device)
     params = [p for p in policy.parameters() if p.requires_grad]
     weight_decay = cfg.gal_weight_decay if cfg.regulariser == "gal" else 0.0
     optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=weight_decay)
@@ -275,6 +287,11 @@ def train(
                 if local:
                     obs, act, valid = pad_batch(local, device, T)  # (b, T, D), (b, T, A), (b, T)
                     target, target_valid = targets(policy, obs, act, valid)  # (b, T, K, A), (b, T, K)
+                    # Loss weights: 1, or changepoint_weight near the demonstrated command's changepoints.
+                    weight = changepoint_weights(
+                        command_changes(act, valid, act_std), changepoints, cfg.changepoint_weight
+                    )
+                    target_valid = target_valid * weight[..., None]  # (b, T, K)
                     state = policy.init_state(len(local))
                 drawer.reset(B)  # draws for the global batch, so every rank uses its rows of the same draws
                 for start in range(0, T, cfg.seq_len):
@@ -379,6 +396,7 @@ def train(
         train_episodes=len(train_eps),
         val_episodes=len(val_eps),
         optimiser_steps=step,
+        changepoint_threshold=None if math.isinf(changepoints) else changepoints,
         device=str(device),
         copycat=diag,
         selection="closed-loop score" if selector.by_rollout else "validation loss",
