@@ -140,9 +140,10 @@ def test_a_full_disk_stops_the_recording_with_status_1_and_keeps_what_was_writte
         wait_for(lambda: pub.get_subscription_count() > 0, 30, "the recorder subscribes", executor)
         sent = 0
         while rec.poll() is None and sent < 5000:
-            pub.publish(JointState(name=["j"] * 20, position=[float(sent)] * 20))
+            # At most ~20 kB/s: the 1 s flushes succeed until the 60 kB limit falls inside one.
+            pub.publish(JointState(name=["j"] * 10, position=[float(sent)] * 10))
             sent += 1
-            time.sleep(0.005)
+            time.sleep(0.01)
         code = rec.wait(timeout=10)
     finally:
         if rec.poll() is None:

@@ -194,8 +194,9 @@ def run(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    if args.record and procs:
-        code = _report_recording(args.record) or code
+    recorder = next((p for name, p in procs if name.endswith(" record")), None)
+    if args.record and recorder is not None:
+        code = _report_recording(args.record, recorder.returncode) or code
     return code
 
 
@@ -203,18 +204,12 @@ def run(args: argparse.Namespace) -> int:
 CLEAN_EXITS = (0, -signal.SIGINT, 128 + signal.SIGINT)
 
 
-def _report_recording(bag: Path) -> int:
-    from vand_ros.data.recording import needs_repair, read_metadata
-
-    if not bag.exists():
-        print(f"no recording at {bag}", flush=True)
-        return 1
-    if needs_repair(bag):
-        print(f"the recording {bag} is not finished: `vand-ros bag repair {bag}` recovers what reached the "
-              "disk (up to about the last second)", flush=True)  # fmt: skip
-        return 1
-    meta = read_metadata(bag)
-    seconds = int((meta.get("duration") or {}).get("nanoseconds", 0)) / 1e9
-    count = meta.get("message_count", 0)
-    print(f"recording {bag}: complete, {count} messages over {seconds:.1f} s", flush=True)
-    return 0
+def _report_recording(bag: Path, status: int | None) -> int:
+    """Whether the bag is finished, from how its recorder ended: it exits 0 only after finishing the bag
+    (data.recording) and says so itself, with the message count."""
+    if status == 0:
+        print(f"recording {bag}: complete", flush=True)
+        return 0
+    print(f"the recording {bag} is not finished: `vand-ros bag repair {bag}` recovers what reached the "
+          "disk (up to about the last second)", flush=True)  # fmt: skip
+    return 1

@@ -12,6 +12,7 @@ an unfinished file record by record up to the first incomplete one (the work of 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zlib
@@ -221,9 +222,11 @@ class McapStream:
         self.closed = True
 
     def abort(self) -> None:
-        """Stop writing without finishing the file (what a crash leaves; `scan` recovers it)."""
+        """Stop writing without finishing the file (what a crash leaves; `scan` recovers it). A failing
+        flush of what is still buffered (the disk is full) does not stop the abort: the file is closed."""
         if not self._file.closed:
-            self._file.close()
+            with contextlib.suppress(OSError):  # close() releases the descriptor even if its flush fails
+                self._file.close()
 
 
 @dataclass
