@@ -25,6 +25,7 @@ from vand_ros import robot
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "policy.onnx"
 FLUSH_SLACK = 1.5  # [s] the recorder flushes every second; what a SIGKILL may cost, with scheduling slack
 
 
@@ -162,17 +163,18 @@ def test_a_full_disk_stops_the_recording_with_status_1_and_keeps_what_was_writte
 @pytest.mark.parametrize(
     "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name
 )
-def test_run_leaves_no_process_behind(tmp_path: Path, tiny_policy: Path, ros_domain: int, sig: int) -> None:
+def test_run_leaves_no_process_behind(tmp_path: Path, ros_domain: int, sig: int) -> None:
     from vand_ros.data.recording import needs_repair
 
     bag = tmp_path / "rec"
-    run = start_run(tiny_policy, bag, tmp_path / "run.log")
+    # The shipped model patrols: the base is moving when the signal comes, so a recorded stop is the stop's.
+    run = start_run(SHIPPED, bag, tmp_path / "run.log")
     try:
         wait_for(
             lambda: len(children(run.pid)) == 3 and (bag / "metadata.yaml").exists(), 60, "three children"
         )
         kids = children(run.pid)
-        time.sleep(3.0)
+        time.sleep(8.0)  # patrolling by then (start-up holds while the inputs arrive)
         run.send_signal(sig)
         code = run.wait(timeout=60)
         wait_for(lambda: not any(alive(k) for k in kids), 30, f"children gone after {sig.name}")
@@ -186,6 +188,14 @@ def test_run_leaves_no_process_behind(tmp_path: Path, tiny_policy: Path, ros_dom
     assert not needs_repair(bag), log
     if sig != signal.SIGKILL:
         assert code == 0, log
+        from rosbags.highlevel import AnyReader
+
+        with AnyReader([bag]) as reader:  # the controller's last base command, as recorded: a stop
+            conns = [c for c in reader.connections if c.topic == robot.TOPICS.cmd_vel]
+            last = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=conns)][
+                -1
+            ]
+        assert (last.linear.x, last.linear.y, last.angular.z) == (0.0, 0.0, 0.0), log
         assert "recording" in log and "complete" in log, log
         # In order: the controller before the robot it commands, the recorder last (the bag holds the stop).
         stops = [log.index(f"{name}: stopped") for name in ("controller_node", "sim_node", "vand-ros record")]

@@ -33,6 +33,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -60,6 +61,7 @@ SENSOR_QOS = QoSProfile(
     reliability=ReliabilityPolicy.BEST_EFFORT,
     durability=DurabilityPolicy.VOLATILE,
 )
+STOP_ACK_TIMEOUT = 0.5  # [s] how long deactivate/shutdown wait for subscribers to acknowledge the stop
 # Commands and instructions: reliable, a short queue.
 COMMAND_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
@@ -196,12 +198,16 @@ class ControllerNode(LifecycleNode):
         )
 
     def _disengage(self) -> None:
-        """Stop ticking, hold the arm at its measured pose and stop the base."""
+        """Stop ticking, hold the arm at its measured pose and stop the base; wait (briefly) until the
+        subscribers have the stop: a process that exits right after could otherwise take it with it."""
         if self.core is None:
             return
         self.timer.cancel()
         self.core.disable()
         self.stop_safely()
+        for pub in (self.arm_pub, self.cmd_pub):
+            if not pub.wait_for_all_acked(Duration(seconds=STOP_ACK_TIMEOUT)):
+                self.get_logger().warning(f"the stop command on {pub.topic_name} was not acknowledged")
 
     def _release(self) -> None:
         """Destroy what configure created and drop the model."""
