@@ -79,6 +79,7 @@ ACTIONS = {
         "ensemble_decay": 0.3,
     },
     "absolute_chunk_ensemble": {"action_chunk": 4, "chunk_execution": "ensemble"},
+    "relative_without_twist": {"action_representation": "relative", "base_twist_input": "none"},
     "relative_deadband": {
         "action_representation": "relative",
         "base_deadband": 0.3,

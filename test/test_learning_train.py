@@ -229,3 +229,73 @@ def test_changepoint_weighting_changes_the_loss_and_is_recorded(periodic: Path, 
     assert Checkpoint.load(plain.checkpoint).training["changepoint_threshold"] is None
     with pytest.raises(VandError, match="changepoint_weight"):
         TrainConfig(changepoint_weight=0.5)
+
+
+def test_the_base_twist_can_be_left_out_of_the_input_or_noised_in_training(
+    periodic: Path, tmp_path: Path
+) -> None:
+    """`base_twist_input="none"` makes the commands independent of the measured twist; `base_twist_noise`
+    perturbs only the twist columns of the training input, never the targets."""
+    from vand_ros.learning.policy import Policy
+    from vand_ros.learning.train import perturb_twist, twist_noise_draws
+
+    ds = Dataset.load(periodic)
+    layout = ds.layout
+    joints, base = len(layout.joint_names), layout.obs_slices["base"]
+    assert base.stop > base.start
+    obs = torch.from_numpy(ds.episodes[0].obs[:20][None]).float()  # (1, 20, D)
+    moved = obs.clone()
+    moved[..., base] += 0.3
+
+    def commands(cfg: TrainConfig, x: torch.Tensor) -> torch.Tensor:
+        torch.manual_seed(0)
+        policy = Policy(cfg, layout.obs_dim, layout.act_dim, ds.stats, joints, layout.base_axes)
+        state = policy.init_state(1)
+        draws = policy_draws(policy, 20)
+        return policy(x, state, draws, hard=True).mean
+
+    def policy_draws(policy: Policy, steps: int):  # type: ignore[no-untyped-def]
+        from vand_ros.learning.policy import DrawMaker
+
+        return DrawMaker(policy.cfg, layout.obs_dim, "train", 0).window(1, steps, "cpu")
+
+    blind = TrainConfig(regulariser="none", base_twist_input="none")
+    seeing = TrainConfig(regulariser="none")
+    assert torch.equal(commands(blind, obs), commands(blind, moved))
+    assert not torch.allclose(commands(seeing, obs), commands(seeing, moved))
+
+    noisy = Policy(
+        TrainConfig(regulariser="none", base_twist_noise=0.5),
+        layout.obs_dim,
+        layout.act_dim,
+        ds.stats,
+        joints,
+        layout.base_axes,
+    )
+    draws = twist_noise_draws(noisy, 1, 20, torch.Generator().manual_seed(0))
+    assert draws is not None and draws.shape == (1, 20, base.stop - base.start)
+    out = perturb_twist(noisy, obs, draws)
+    outside = torch.ones(obs.shape[-1], dtype=torch.bool)
+    outside[base] = False
+    assert torch.equal(out[..., outside], obs[..., outside])
+    expected = 0.5 * torch.from_numpy(ds.stats.obs_std[base]) * draws
+    assert torch.allclose(out[..., base] - obs[..., base], expected)
+    assert (
+        twist_noise_draws(
+            Policy(seeing, layout.obs_dim, layout.act_dim, ds.stats, joints, layout.base_axes),
+            1,
+            20,
+            torch.Generator(),
+        )
+        is None
+    )
+
+    plain = train(ds, TrainConfig(regulariser="none", smoke=True), tmp_path / "plain", progress=False)
+    cfg = TrainConfig(regulariser="none", smoke=True, base_twist_noise=0.5)
+    noised = train(ds, cfg, tmp_path / "noised", progress=False)
+    assert noised.history[0]["train_loss"] != plain.history[0]["train_loss"]
+    assert Checkpoint.load(noised.checkpoint).config.base_twist_noise == 0.5
+    with pytest.raises(VandError, match="base_twist_input"):
+        TrainConfig(base_twist_input="odom")
+    with pytest.raises(VandError, match="base_twist_noise"):
+        TrainConfig(base_twist_noise=-1.0)

@@ -43,6 +43,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "changepoint_weight": 1.0,
 }
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
+BASE_TWIST_INPUTS: tuple[str, ...] = ("measured", "none")
 VAND_FAMILY: tuple[str, ...] = ("vand", "vand_noise", "vand_dropout", "vand_fixed")
 CELLS: tuple[str, ...] = ("gru", "lstm")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
@@ -101,6 +102,12 @@ class TrainConfig:
     # in the loss (1 = off).
     changepoint_weight: float = 1.0
     changepoint_quantile: float = 0.95
+    # The measured base twist (odometry) in the observation. Demonstrations start from standstill, so a
+    # policy can learn to copy the twist it measures (a copycat of the base: docs/learnability.md, round 9).
+    # "measured" feeds it in; "none" zeroes it inside the model (the node and the layout are unchanged).
+    base_twist_input: str = "measured"
+    # Training only: Gaussian noise on the twist input, in units of its normalisation std (0 = off).
+    base_twist_noise: float = 0.0
     seed: int = 0
     device: str = "cpu"
     smoke: bool = False  # tiny run that finishes in seconds (tests)
@@ -130,6 +137,10 @@ class TrainConfig:
             raise bad("changepoint_weight", "a finite number >= 1 (1 = off)")
         if not 0 < self.changepoint_quantile < 1:
             raise bad("changepoint_quantile", "a number between 0 and 1")
+        if self.base_twist_input not in BASE_TWIST_INPUTS:
+            raise bad("base_twist_input", f"one of {list(BASE_TWIST_INPUTS)}")
+        if not math.isfinite(self.base_twist_noise) or self.base_twist_noise < 0:
+            raise bad("base_twist_noise", "a finite number >= 0 (0 = off)")
         if self.patience < 1:
             raise bad("patience", "a positive integer")
         for name in ("beta", "nrnn_sigma_add", "gal_weight_decay"):

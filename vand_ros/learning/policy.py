@@ -55,6 +55,7 @@ class PolicyOutput(NamedTuple):
 class Policy(nn.Module):
     ensemble_w: Tensor  # (K,) temporal-ensembling weight per chunk offset (not saved: derived from cfg)
     deadband: Tensor  # (A - J,) base command deadband per axis (not saved: derived from cfg and layout)
+    obs_keep: Tensor  # (D,) 1 for each observation the model sees, 0 where cfg leaves it out (not saved)
     obs_mean: Tensor  # (D,) buffers: normalisation statistics of the training split
     obs_std: Tensor
     act_mean: Tensor  # (A,)
@@ -70,11 +71,17 @@ class Policy(nn.Module):
         base_axes: Sequence[str] = (),
     ) -> None:
         """`joints`: arm joints, the first entries of both obs and act; `base_axes`: the names of the base
-        command entries after them (layout.base_axes). Relative actions and the base deadband need them."""
+        command entries after them (layout.base_axes). Relative actions, the base deadband and leaving the
+        base twist out of the observation need them (the twist follows the joints in the observation)."""
         super().__init__()
         self.cfg = cfg
         self.action = cfg.action_spec
-        needs_layout = self.action.representation == "relative" or self.action.has_deadband
+        needs_layout = (
+            self.action.representation == "relative"
+            or self.action.has_deadband
+            or cfg.base_twist_input == "none"
+            or cfg.base_twist_noise > 0
+        )
         if needs_layout and not (0 < joints <= min(obs_dim, act_dim) and len(base_axes) == act_dim - joints):
             raise ValueError(
                 f"{self.action.label} actions need the arm joints and base axes of the layout (got "
@@ -82,6 +89,7 @@ class Policy(nn.Module):
             )
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.joints = slice(0, joints)
+        self.base_obs = slice(joints, joints + len(base_axes))  # the measured twist in the observation
         for name, dim in (
             ("obs_mean", obs_dim),
             ("obs_std", obs_dim),
@@ -103,6 +111,10 @@ class Policy(nn.Module):
         self.register_buffer("ensemble_w", ensemble_weights(self.action), persistent=False)  # (K,)
         deadband = torch.tensor(self.action.deadband(base_axes), dtype=torch.float32)  # (A - J,)
         self.register_buffer("deadband", deadband, persistent=False)
+        obs_keep = torch.ones(obs_dim)
+        if cfg.base_twist_input == "none":
+            obs_keep[self.base_obs] = 0.0
+        self.register_buffer("obs_keep", obs_keep, persistent=False)
 
     # -- state ------------------------------------------------------------------------------------------
     def init_state(self, batch: int = 1, device: torch.device | str | None = None) -> State:
@@ -121,7 +133,8 @@ class Policy(nn.Module):
 
     # -- normalisation ----------------------------------------------------------------------------------
     def normalise_obs(self, obs: Tensor) -> Tensor:
-        return (obs - self.obs_mean) / self.obs_std
+        """Raw -> normalised observations, with the entries the config leaves out set to 0 (their mean)."""
+        return (obs - self.obs_mean) / self.obs_std * self.obs_keep
 
     def normalise_act(self, act: Tensor) -> Tensor:
         return (act - self.act_mean) / self.act_std

@@ -95,6 +95,25 @@ def _masked_mean(x: Tensor, valid: Tensor) -> Tensor:
     return (x * valid).sum() / valid.sum().clamp(min=1.0)
 
 
+def twist_noise_draws(policy: Policy, batch: int, steps: int, generator: torch.Generator) -> Tensor | None:
+    """Standard normal draws (batch, steps, base axes) for the twist-input noise of a global batch, or None
+    when cfg.base_twist_noise is off. Drawn on every rank, so all ranks use their rows of the same draws."""
+    n = policy.base_obs.stop - policy.base_obs.start
+    if policy.cfg.base_twist_noise <= 0 or n == 0:
+        return None
+    return torch.randn((batch, steps, n), generator=generator)
+
+
+def perturb_twist(policy: Policy, obs: Tensor, draws: Tensor | None) -> Tensor:
+    """The observations (b, T, D) with cfg.base_twist_noise normalisation stds of noise on the measured base
+    twist. Only the input is perturbed: compute the targets (relative to the clean joints) before."""
+    if draws is None:
+        return obs
+    out = obs.clone()
+    out[..., policy.base_obs] += policy.cfg.base_twist_noise * policy.obs_std[policy.base_obs] * draws.to(obs)
+    return out
+
+
 def targets(policy: Policy, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
     """Normalised training targets (B, T, K, A) in the policy's representation, and their valid (B, T, K)."""
     target, target_valid = chunk_targets(obs, act, valid, policy.action, policy.joints)
@@ -252,6 +271,7 @@ def train(
     optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=weight_decay)
     shuffle = torch.Generator().manual_seed(cfg.seed + 1)
     drawer = DrawMaker(cfg, ds.layout.obs_dim, "train", cfg.seed + 2)
+    twist_noise = torch.Generator().manual_seed(cfg.seed + 3)  # used only when cfg.base_twist_noise > 0
 
     batches_per_epoch = math.ceil(len(train_eps) / cfg.batch_size)
     windows = sum(
@@ -284,9 +304,12 @@ def train(
                 batch = [train_eps[i] for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
                 B, T = len(batch), max(len(e) for e in batch)  # the global batch
                 local = dist.shard(batch)
+                twist_draws = twist_noise_draws(policy, B, T, twist_noise)  # (B, T, 3) or None
                 if local:
                     obs, act, valid = pad_batch(local, device, T)  # (b, T, D), (b, T, A), (b, T)
                     target, target_valid = targets(policy, obs, act, valid)  # (b, T, K, A), (b, T, K)
+                    rows = twist_draws[dist.rows(B)] if twist_draws is not None else None
+                    obs = perturb_twist(policy, obs, rows)  # after the targets
                     # Loss weights: 1, or changepoint_weight near the demonstrated command's changepoints.
                     weight = changepoint_weights(
                         command_changes(act, valid, act_std), changepoints, cfg.changepoint_weight
