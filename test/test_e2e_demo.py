@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,5 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path, ros_domain: int) -> 
     assert {r["behaviour"] for r in facts["robot_runs"]} == {"wipe", "visit_abc"}
     report = (out / "report.md").read_text()
     assert "Closed loop, retrained policy" in report and "Robot runs over DDS" in report
+    assert not re.search(r"\bnan\b", report, re.I), "issue 12: the report said MSE nan"
+    assert facts["train"]["best_val_mse"] >= 0
