@@ -107,11 +107,19 @@ def test_checkpoint_round_trip_is_exact(periodic: Path, tmp_path: Path) -> None:
 
 
 def test_training_learns_a_periodic_task(periodic: Path, tmp_path: Path) -> None:
-    """A short real run: the validation NLL falls well below its start, for VAND and the plain GRU."""
+    """A short real run: the validation NLL falls well below its start, for VAND and the plain GRU. (The
+    synthetic base command is the next value of the observed twist, so the model sees the twist here.)"""
     ds = Dataset.load(periodic)
     for reg in ("vand", "none"):
         cfg = TrainConfig(
-            regulariser=reg, hidden_size=16, encoder_size=16, seq_len=40, batch_size=4, max_epochs=12, lr=5e-3
+            regulariser=reg,
+            hidden_size=16,
+            encoder_size=16,
+            seq_len=40,
+            batch_size=4,
+            max_epochs=12,
+            lr=5e-3,
+            base_twist_input="measured",
         )
         result = train(ds, cfg, tmp_path / reg, progress=False)
         first = result.history[0]["val_loss"]
@@ -213,8 +221,11 @@ def test_a_config_written_before_the_action_fields_loads_as_it_was_trained() -> 
         old.pop(key)
     for key in ("base_deadband", "base_deadband_angular", "select_every", "train_episodes"):
         old.pop(key)
+    for key in ("base_twist_input", "base_twist_noise"):
+        old.pop(key)
     cfg = TrainConfig.from_dict(old)
     assert cfg.action_representation == "absolute" and not cfg.action_spec.has_deadband
+    assert cfg.base_twist_input == "measured"  # the models before it saw the twist
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()  # today's configs round-trip
 
 
@@ -259,13 +270,14 @@ def test_the_base_twist_can_be_left_out_of_the_input_or_noised_in_training(
 
         return DrawMaker(policy.cfg, layout.obs_dim, "train", 0).window(1, steps, "cpu")
 
-    blind = TrainConfig(regulariser="none", base_twist_input="none")
-    seeing = TrainConfig(regulariser="none")
+    blind = TrainConfig(regulariser="none")
+    assert blind.base_twist_input == "none"  # the default since round 9
+    seeing = TrainConfig(regulariser="none", base_twist_input="measured")
     assert torch.equal(commands(blind, obs), commands(blind, moved))
     assert not torch.allclose(commands(seeing, obs), commands(seeing, moved))
 
     noisy = Policy(
-        TrainConfig(regulariser="none", base_twist_noise=0.5),
+        TrainConfig(regulariser="none", base_twist_input="measured", base_twist_noise=0.5),
         layout.obs_dim,
         layout.act_dim,
         ds.stats,
@@ -290,12 +302,15 @@ def test_the_base_twist_can_be_left_out_of_the_input_or_noised_in_training(
         is None
     )
 
-    plain = train(ds, TrainConfig(regulariser="none", smoke=True), tmp_path / "plain", progress=False)
-    cfg = TrainConfig(regulariser="none", smoke=True, base_twist_noise=0.5)
+    seeing_smoke = TrainConfig(regulariser="none", smoke=True, base_twist_input="measured")
+    plain = train(ds, seeing_smoke, tmp_path / "plain", progress=False)
+    cfg = TrainConfig(regulariser="none", smoke=True, base_twist_input="measured", base_twist_noise=0.5)
     noised = train(ds, cfg, tmp_path / "noised", progress=False)
     assert noised.history[0]["train_loss"] != plain.history[0]["train_loss"]
     assert Checkpoint.load(noised.checkpoint).config.base_twist_noise == 0.5
     with pytest.raises(VandError, match="base_twist_input"):
         TrainConfig(base_twist_input="odom")
     with pytest.raises(VandError, match="base_twist_noise"):
-        TrainConfig(base_twist_noise=-1.0)
+        TrainConfig(base_twist_input="measured", base_twist_noise=-1.0)
+    with pytest.raises(VandError, match="base_twist_noise"):
+        TrainConfig(base_twist_noise=0.5)  # the default leaves the twist out: nothing to noise

@@ -158,6 +158,20 @@ def test_visit_touches_stations_in_order_then_stops(
     assert np.all(cmd[-20:] == 0.0)
 
 
+@pytest.mark.parametrize("behaviour", ["visit_abc", "visit_cba"])
+def test_visit_turns_to_face_its_goal_before_it_drives(bags: dict[str, Any], behaviour: str) -> None:
+    """Translation is commanded only when the base faces its stand-off goal (within `turn_first`, plus the
+    turn's own progress over one tick), so the camera sees the station it drives to."""
+    _, cmd = series(bags[behaviour], robot.TOPICS.cmd_vel, lambda m: (m.linear.x, m.linear.y, m.angular.z))
+    linear, angular = np.hypot(cmd[:, 0], cmd[:, 1]), np.abs(cmd[:, 2])
+    turning = linear == 0.0
+    assert turning.any() and (~turning).any()
+    first_drive = int(np.argmax(linear > 0))
+    assert first_drive > 0 and angular[:first_drive].max() > 0.5  # visit_* starts facing away: it turns first
+    turn_limit = 3.0 * demo(behaviour).turn_first + 1e-6  # wz = 3 x heading error while driving
+    assert angular[linear > 0].max() <= turn_limit
+
+
 def test_episodes_vary_and_replay_identically(tmp_path: Path) -> None:
     from vand_ros.simulation.cli_demos import write_episode
 

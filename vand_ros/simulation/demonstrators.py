@@ -21,7 +21,8 @@ see `perturb`); after a 2 s approach the end effector strokes left and right acr
 (sinusoid in y, in the base frame).
 patrol: the base drives a circle (counter-clockwise, started tangentially) with the arm in carry pose,
 steering back onto it after a push.
-visit_*: the base drives to a stand-off pose facing each station in turn; the arm reaches down, touches the
+visit_*: the base turns in place to face the next stand-off pose (when more than `turn_first` off its
+heading), then drives to it, facing the station; the arm reaches down, touches the
 station mark with the end effector (aimed from where the base is at each tick, so a base still settling
 does not spoil the touch), dwells, lifts back to carry pose; after the last station the robot stops and
 stays.
@@ -34,7 +35,12 @@ curvature (no steering back to its circle, whose centre is set by the unobservab
 learned loops drifted as much or more (docs/learnability.md), so the steering back, which a policy can
 partly learn from the base velocity, stays. Also tried and reverted: a precise, slow visit arrival (2 cm,
 0.04 rad, speed 2x the distance); the policies then stopped just short of the trigger and never touched
-(docs/learnability.md, round 4), so the arrival stays decisive.
+(docs/learnability.md, round 4), so the arrival stays decisive. Turning to face the station before
+driving (rounds 7 and 9): before, the base turned and translated at once, and on visit_cba's first leg
+(a 2.4 rad turn, 0.5 m) it reached the stand-off position before station C was in the camera's view, so
+where to stop was not observable; the policies drove over the station. Facing it first, the approach is
+guided by what the camera sees. It pays off only without the measured twist in the policy's input
+(`TrainConfig.base_twist_input`): with it, the policies copied the standstill of the turn's start.
 """
 
 from __future__ import annotations
@@ -191,6 +197,7 @@ class Visit:
     arrive_tol: float = 0.06  # [m] the touch is aimed from the pose reached, so arrival need not be exact
     arrive_yaw_tol: float = 0.10  # [rad]
     approach_gain: float = 3.0  # [1/s] speed = gain x distance near the goal: a short, decisive arrival
+    turn_first: float = 0.35  # [rad] farther than this from the goal heading: turn in place before driving
     move_time: float = 0.8  # [s] carry <-> above the station
     descend_time: float = 0.5  # [s] above <-> touching
 
@@ -217,6 +224,9 @@ class Visit:
             eyaw = wrap(gyaw - o.yaw)
             if dist < self.arrive_tol and abs(eyaw) < self.arrive_yaw_tol:
                 m = replace(m, phase="lower", since=t)
+            elif abs(eyaw) > self.turn_first and dist >= self.arrive_tol:  # face the station, then drive
+                arm = _lerp(self.start_arm, HOME, t / 1.5) if m.leg == 0 else HOME
+                return Command(arm, _clip_twist(0.0, 0.0, 3.0 * eyaw)), replace(m, since=t)
             else:
                 v = min(self.speed * min(1.0, (t - m.since) / 0.8 + 0.1), self.approach_gain * dist)
                 vwx, vwy = (v * ex / dist, v * ey / dist) if dist > 1e-9 else (0.0, 0.0)
