@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,12 @@ def ros_domain(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     domain = next(_domains)
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     yield domain
+
+
+@pytest.fixture
+def new_ros_domain() -> Callable[[], int]:
+    """Hands out fresh ROS_DOMAIN_IDs, for a test that runs several ROS graphs side by side."""
+    return lambda: next(_domains)
 
 
 @pytest.fixture

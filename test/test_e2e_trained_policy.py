@@ -1,11 +1,11 @@
-"""A trained policy performs its behaviour on the simulated robot, with every part real: the shipped model,
-controller_node and sim_node as separate processes over DDS, the run recorded to a rosbag2 and scored
-with the evaluation's metrics against demonstrations.
+"""The shipped policy performs its behaviours on the simulated robot, with every part real:
+models/policy.onnx, controller_node and sim_node as separate processes over DDS, each run recorded to a
+rosbag2 and scored from the bag with the evaluation's metrics against recorded demonstrations.
 
-It also checks that the in-process closed loop used for bulk evaluation measures the same as the run
-over DDS. The shipped models/policy.onnx performs `patrol` (a base loop; see models/README.md for what
-it does and does not do yet). The run uses the node's defaults, so the execution mode is the card's
-(noise on).
+`vand-ros run --model models/policy.onnx --sim --instruction B --duration 60 --record DIR` runs for every
+behaviour the shipped model performs (models/README.md lists them and what the others do), side by side,
+each in its own ROS domain. The runs use the node's defaults, so the execution mode is the card's. The test
+also checks that the in-process closed loop used for bulk evaluation measures the same as the run over DDS.
 """
 
 from __future__ import annotations
@@ -13,56 +13,69 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+MODEL = ROOT / "models" / "policy.onnx"
+DURATION = 60.0
+PERFORMED = ("patrol", "visit_abc", "visit_cba")  # models/README.md: what the shipped model does over DDS
 
 
-def test_shipped_policy_patrols_over_dds(tmp_path: Path, ros_domain: int) -> None:
+def test_shipped_policy_performs_its_behaviours_over_dds(
+    tmp_path: Path, new_ros_domain: Callable[[], int]
+) -> None:
     from vand_ros.evaluation import conditions as C
     from vand_ros.evaluation.closed_loop import trajectory_from_bag
     from vand_ros.evaluation.evaluate import reference_from_bags
     from vand_ros.evaluation.metrics import SuccessConfig, evaluate_trajectory
-
-    start = C.scenario("clean", "patrol", 0, 30.0).start_base
-    bag = tmp_path / "patrol_run"
-    cmd = [
-        str(BIN / "vand-ros"), "run", "--model", str(ROOT / "models" / "policy.onnx"), "--sim",
-        "--instruction", "patrol", "--duration", "30", "--record", str(bag),
-        "--initial-pose", *(f"{v:.4f}" for v in start),
-    ]  # fmt: skip
-    env = {**os.environ, "ROS_DOMAIN_ID": str(ros_domain)}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-    traj = trajectory_from_bag(bag)
-    assert traj.t[-1] > 25.0, "the recording covers the run"
-    # The reference is measured the same way as the run: from recorded demonstration bags.
     from vand_ros.simulation.cli_demos import write_episode
 
-    for ep in range(8):  # the demonstrations the shipped policy was trained on (seed 0)
-        write_episode("patrol", 0, ep, tmp_path / "demos" / f"patrol_{ep:03d}")
+    runs = {}
+    for behaviour in PERFORMED:
+        start = C.scenario("clean", behaviour, 0, DURATION).start_base
+        cmd = [
+            str(BIN / "vand-ros"), "run", "--model", str(MODEL), "--sim", "--instruction", behaviour,
+            "--duration", f"{DURATION:.0f}", "--record", str(tmp_path / f"{behaviour}_run"),
+            "--initial-pose", *(f"{v:.4f}" for v in start),
+        ]  # fmt: skip
+        env = {**os.environ, "ROS_DOMAIN_ID": str(new_ros_domain())}
+        runs[behaviour] = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+    # The reference is measured the way the runs are: from recorded demonstration bags (seed 0).
+    for behaviour in PERFORMED:
+        for ep in range(8):
+            write_episode(behaviour, 0, ep, tmp_path / "demos" / f"{behaviour}_{ep:03d}")
     refs = reference_from_bags([tmp_path / "demos"])
-    metrics = evaluate_trajectory(traj, refs["patrol"], SuccessConfig())
-    assert metrics.success, (metrics.failures, metrics.values)
+
+    outcomes = {}
+    for behaviour, proc in runs.items():
+        out, _ = proc.communicate(timeout=DURATION + 120)
+        assert proc.returncode == 0, f"{behaviour}: {out[-3000:]}"
+        traj = trajectory_from_bag(tmp_path / f"{behaviour}_run")
+        assert traj.t[-1] > DURATION - 5, f"{behaviour}: the recording covers the run"
+        metrics = evaluate_trajectory(traj, refs[behaviour], SuccessConfig())
+        outcomes[behaviour] = (metrics.success, metrics.failures, metrics.values)
+    assert all(ok for ok, _, _ in outcomes.values()), outcomes
+    for behaviour, order in (("visit_abc", "abc"), ("visit_cba", "cba")):
+        touched = [name for _, name in outcomes[behaviour][2]["touches"]]
+        assert touched == [f"station_{s}" for s in order], (behaviour, touched)
 
     # The bulk evaluation runs in-process (same assembler, core and safety code, no DDS): from the same
     # start (sim_node starts the arm at home) with the same mode and seed it must measure the same loop.
-    import numpy as np
-
     from vand_ros import robot
     from vand_ros.evaluation.closed_loop import run_closed_loop
 
     home = np.array([j.home for j in robot.ARM_JOINTS])
-    scenario = replace(C.scenario("clean", "patrol", 0, 30.0), start_arm=home)
-    inproc = evaluate_trajectory(
-        run_closed_loop(scenario, 30.0, ROOT / "models" / "policy.onnx"), refs["patrol"], SuccessConfig()
-    )
+    scenario = replace(C.scenario("clean", "patrol", 0, DURATION), start_arm=home)
+    inproc = evaluate_trajectory(run_closed_loop(scenario, DURATION, MODEL), refs["patrol"], SuccessConfig())
     assert inproc.success, (inproc.failures, inproc.values)
     for key in ("amp_rel_mean", "freq_rel_mean"):
-        assert inproc.values[key] == pytest.approx(metrics.values[key], rel=0.03), key
+        assert inproc.values[key] == pytest.approx(outcomes["patrol"][2][key], rel=0.03), key
