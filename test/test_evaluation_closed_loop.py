@@ -108,3 +108,19 @@ def test_the_behaviour_table_covers_the_instruction_vocabulary_in_order() -> Non
         assert not b.switch_from or b.switch_from in BEHAVIOURS
         demo = D.make(b.name, D.episode_rng(0, 0, b.name))
         assert b.duration[0] <= demo.duration <= b.duration[1]
+
+
+def test_a_command_delay_applies_each_command_later(refs: dict[str, BehaviourReference]) -> None:
+    """Transport latency, modelled: the same commands reach the arm 20 ms after their tick."""
+    sc = C.scenario("clean", "wipe", SEED, 6.0)
+    now = run_closed_loop(sc, 6.0)
+    late = run_closed_loop(sc, 6.0, command_delay=0.02)
+    assert late.meta["command_delay"] == pytest.approx(0.02) and now.meta["command_delay"] == 0.0
+    # The scripted wipe's targets are time-indexed, so the commands agree while the joints lag behind them.
+    np.testing.assert_allclose(late.cmd_joints[1:], now.cmd_joints[1:], atol=1e-6)
+    moving = np.abs(np.diff(now.joints[:, 0])) > 1e-3  # shoulder_pan moving between ticks
+    ahead = np.abs(now.joints[1:, 0] - now.cmd_joints[:-1, 0])[moving]
+    behind = np.abs(late.joints[1:, 0] - late.cmd_joints[:-1, 0])[moving]
+    assert np.median(behind) > 1.2 * np.median(ahead)
+    with pytest.raises(ValueError, match="command_delay"):
+        run_closed_loop(sc, 1.0, command_delay=0.05)  # a whole control period

@@ -6,8 +6,9 @@ with the values the node's subscription callbacks would parse from those message
 (20 Hz) `ControlCore.tick` (the node's tick logic: enable, hold on stale or bad inputs, recurrent-state
 resets, `PolicyRuntime` with the card's execution draws, `SafetyFilter` with the controller's default
 limits) decides the command, which is applied to the simulation at once, as the demonstrators' commands
-are when demonstrations are recorded. What differs from the node over DDS: no transport latency, and
-the tick happens exactly at the sim-time tick after every message stamped at or before it.
+are when demonstrations are recorded. What differs from the node over DDS: no transport latency (unless
+`command_delay` asks for it), and the tick happens exactly at the sim-time tick after every message stamped
+at or before it.
 
 The "policy" is either an exported ONNX file or `DemonstratorPolicy`, the scripted demonstrator behind
 the same core and safety filter (reference runs and tests). A `Trajectory` records the run at the
@@ -29,7 +30,7 @@ import numpy.typing as npt
 from vand_ros import robot
 from vand_ros.controller.core import ControlCore, Policy
 from vand_ros.controller.params import ControllerConfig
-from vand_ros.controller.safety import BASE_AXES, SafetyFilter
+from vand_ros.controller.safety import BASE_AXES, FilterResult, SafetyFilter
 from vand_ros.evaluation.conditions import EVAL_SEED_OFFSET, Scenario, SensorNoise
 from vand_ros.runtime.assembler import ObservationAssembler
 from vand_ros.runtime.layout import Layout, default_layout
@@ -221,13 +222,19 @@ def run_closed_loop(
     seed: int = 0,
     sim: Sim | None = None,
     on_step: Callable[[Sim], None] | None = None,
+    command_delay: float = 0.0,
 ) -> Trajectory:
     """Run `model` (an ONNX file; None = the scripted demonstrator) for `duration` [s] of sim time.
 
     `mode`: execution mode (None = the card's default); `seed`: seed of the execution draws. The
     scenario sets the start state, the instructions over time, pushes and sensor noise. `on_step(sim)` is
-    called before every physics step (e.g. simulation.render.VideoRecorder.capture).
+    called before every physics step (e.g. simulation.render.VideoRecorder.capture). `command_delay` [s]
+    applies each command that much sim time after its tick (rounded to physics steps, below one control
+    period), as transport latency over DDS does; 0 applies it at the tick.
     """
+    delay_steps = round(command_delay * STEPS_PER_S)
+    if not 0 <= delay_steps < PERIODS.control:
+        raise ValueError(f"command_delay {command_delay} s: expected 0 <= delay < one control period")
     wall0 = time.perf_counter()
     sim = sim or Sim()
     sim.reset(scenario.start_base, scenario.start_arm)
@@ -243,8 +250,12 @@ def run_closed_loop(
     current = instr[0][1]
     ctl.core.enable()  # autostart, as `vand-ros run` with the sim
     end = n * control
+    pending: tuple[int, FilterResult] | None = None  # (physics step to apply at, command) under a command delay
     while sim.steps < end:
         k = sim.steps
+        if pending is not None and k >= pending[0]:
+            _apply(sim, pending[1])
+            pending = None
         if k % control == 0:
             t = sim.time_ns / NS_PER_S
             while pushes and pushes[0].t <= t + 1e-9:
@@ -258,8 +269,10 @@ def run_closed_loop(
                 ctl.assembler.update_instruction(ns, current)  # as a ~/instruction message at this tick
             result = ctl.core.tick(ns)
             if result.command is not None:
-                sim.set_arm_targets(result.command.joints)
-                sim.set_base_twist(*(float(v) for v in result.command.base))
+                if delay_steps:
+                    pending = (k + delay_steps, result.command)
+                else:
+                    _apply(sim, result.command)
             rows.add(sim, result.command, result.state == "holding", vocab.index(current))
         elif runner.due(k):
             runner.emit()
@@ -275,6 +288,7 @@ def run_closed_loop(
         "seed": seed,
         "scenario_seed": scenario.seed,
         "duration": duration,
+        "command_delay": delay_steps / STEPS_PER_S,
         "measure_from": scenario.measure_from,
         "instructions": [list(x) for x in scenario.instructions],
         "pushes": [p.t for p in scenario.pushes],
@@ -286,6 +300,11 @@ def run_closed_loop(
         "wall_s": time.perf_counter() - wall0,
     }
     return traj
+
+
+def _apply(sim: Sim, command: FilterResult) -> None:
+    sim.set_arm_targets(command.joints)
+    sim.set_base_twist(*(float(v) for v in command.base))
 
 
 class _Rows:
