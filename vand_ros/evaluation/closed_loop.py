@@ -250,7 +250,7 @@ def run_closed_loop(
     current = instr[0][1]
     ctl.core.enable()  # autostart, as `vand-ros run` with the sim
     end = n * control
-    pending: tuple[int, FilterResult] | None = None  # (physics step to apply at, command) under a command delay
+    pending: tuple[int, FilterResult] | None = None  # (physics step to apply it at, command)
     while sim.steps < end:
         k = sim.steps
         if pending is not None and k >= pending[0]:
