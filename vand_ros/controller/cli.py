@@ -111,10 +111,13 @@ class Operator:
 
     def __init__(self, word: str) -> None:
         import rclpy
+        from rclpy.signals import SignalHandlerOptions
         from std_msgs.msg import String
 
         self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx)
+        # `run` handles its stop signals itself (ordered stop); rclpy's handlers would take SIGINT and
+        # SIGTERM over and, in 1 of 268 test runs under load, a SIGINT never reached `run`.
+        rclpy.init(context=self.ctx, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node("vand_operator", context=self.ctx)
         self.pub = self.node.create_publisher(String, robot.TOPICS.instruction, 10)
         self.msg = String(data=word)
