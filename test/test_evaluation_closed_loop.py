@@ -124,3 +124,10 @@ def test_a_command_delay_applies_each_command_later(refs: dict[str, BehaviourRef
     assert np.median(behind) > 1.2 * np.median(ahead)
     with pytest.raises(ValueError, match="command_delay"):
         run_closed_loop(sc, 1.0, command_delay=0.05)  # a whole control period
+    # The `latency` condition is the clean start with the delay: the same start, the commands later.
+    lat = C.scenario("latency", "wipe", SEED, 6.0)
+    assert lat.command_delay == C.LATENCY > 0 and sc.command_delay == 0.0
+    np.testing.assert_array_equal(lat.start_arm, sc.start_arm)
+    assert lat.start_base == sc.start_base and not lat.pushes and not lat.noise
+    assert run_closed_loop(lat, 2.0).meta["command_delay"] == pytest.approx(C.LATENCY)
+    assert "latency" not in C.COMPARISON_CONDITIONS  # the comparison's five stay as they were

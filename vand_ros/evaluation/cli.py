@@ -43,7 +43,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output directory (resumable)")
     parser.add_argument("--regularisers", nargs="+", default=list(REGULARISERS), choices=REGULARISERS)
     parser.add_argument("--behaviours", nargs="+", default=list(robot.BEHAVIOURS), choices=robot.BEHAVIOURS)
-    parser.add_argument("--conditions", nargs="+", default=list(C.CONDITIONS), choices=C.CONDITIONS)
+    parser.add_argument(
+        "--conditions",
+        nargs="+",
+        default=list(C.COMPARISON_CONDITIONS),
+        choices=C.CONDITIONS,
+        help=f"default: {' '.join(C.COMPARISON_CONDITIONS)} ('latency': commands applied "
+        f"{C.LATENCY * 1000:.0f} ms after their tick, as over DDS)",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per regulariser")
     parser.add_argument(
         "--modes", nargs="+", help="execution modes (default: every mode each model supports)"

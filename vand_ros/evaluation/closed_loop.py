@@ -222,7 +222,7 @@ def run_closed_loop(
     seed: int = 0,
     sim: Sim | None = None,
     on_step: Callable[[Sim], None] | None = None,
-    command_delay: float = 0.0,
+    command_delay: float | None = None,
 ) -> Trajectory:
     """Run `model` (an ONNX file; None = the scripted demonstrator) for `duration` [s] of sim time.
 
@@ -230,8 +230,10 @@ def run_closed_loop(
     scenario sets the start state, the instructions over time, pushes and sensor noise. `on_step(sim)` is
     called before every physics step (e.g. simulation.render.VideoRecorder.capture). `command_delay` [s]
     applies each command that much sim time after its tick (rounded to physics steps, below one control
-    period), as transport latency over DDS does; 0 applies it at the tick.
+    period), as transport latency over DDS does; 0 applies it at the tick, None as the scenario says.
     """
+    if command_delay is None:
+        command_delay = scenario.command_delay
     delay_steps = round(command_delay * STEPS_PER_S)
     if not 0 <= delay_steps < PERIODS.control:
         raise ValueError(f"command_delay {command_delay} s: expected 0 <= delay < one control period")

@@ -20,6 +20,10 @@ VAND.md's "The claim to test" asks, each reported on its own:
              to the measured behaviour; metrics count from the switch. The first instruction is the
              behaviour's `BehaviourSpec.switch_from` (visit_cba -> visit_abc, visit_abc -> visit_cba,
              visit_abc -> patrol from standing after the visits); not defined for wipe (the spec says why).
+- latency    a clean start, but every command reaches the simulated robot LATENCY (10 ms) after its tick,
+             as over DDS, where the in-process loop of the other conditions applies it at the tick (a
+             policy whose wipe passed in-process failed over DDS: docs/learnability.md, round 10). Not one
+             of the comparison's five (`COMPARISON_CONDITIONS`); ask for it by name.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from vand_ros.errors import VandError
 from vand_ros.simulation import demonstrators as D
 from vand_ros.simulation.behaviours import spec
 
-CONDITIONS: tuple[str, ...] = ("clean", "perturbed", "push", "noise", "switch")
+CONDITIONS: tuple[str, ...] = ("clean", "perturbed", "push", "noise", "switch", "latency")
+COMPARISON_CONDITIONS: tuple[str, ...] = CONDITIONS[:5]  # what `vand-ros evaluate` runs by default
+LATENCY = 0.010  # [s] command delay of the latency condition
 EVAL_SEED_OFFSET = 100_000  # evaluation starts use seeds the demonstration bags (seed < 1e5) do not
 
 PERTURBED_ARM = (0.25, 0.40)  # [rad] perturbed: home +- this per joint
@@ -80,6 +86,7 @@ class Scenario:
     noise: bool = False
     seed: int = 0
     notes: dict[str, object] = field(default_factory=dict)
+    command_delay: float = 0.0  # [s] from a tick to its command reaching the robot (transport latency)
 
     @property
     def measure_from(self) -> float:
@@ -157,6 +164,7 @@ def scenario(condition: str, behaviour: str, seed: int, duration: float) -> Scen
         noise=condition == "noise",
         seed=seed,
         notes=notes,
+        command_delay=LATENCY if condition == "latency" else 0.0,
     )
 
 

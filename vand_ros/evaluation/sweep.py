@@ -33,6 +33,7 @@ import numpy as np
 
 from vand_ros import robot
 from vand_ros.errors import VandError
+from vand_ros.evaluation import conditions as C
 from vand_ros.evaluation.campaign import Campaign, Job, log, parse_overrides, variant_name
 from vand_ros.evaluation.metrics import SuccessConfig, progress_score
 
@@ -195,7 +196,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per candidate")
     parser.add_argument("--epochs", type=int, default=80, help="maximum training epochs (the same for all)")
     parser.add_argument("--behaviours", nargs="+", default=list(robot.BEHAVIOURS), choices=robot.BEHAVIOURS)
-    parser.add_argument("--conditions", nargs="+", default=list(DEFAULT_CONDITIONS))
+    parser.add_argument(
+        "--conditions",
+        nargs="+",
+        default=list(DEFAULT_CONDITIONS),
+        choices=C.CONDITIONS,
+        help="validation conditions (default: clean push; 'latency' runs the clean start with commands "
+        "applied after a DDS-like delay)",
+    )
     parser.add_argument("--modes", nargs="+", help="execution modes (default: each card's default mode)")
     parser.add_argument("--duration-factor", type=float, default=DEFAULT_DURATION_FACTOR)
     parser.add_argument("--jobs", type=int, default=1, help="models trained and run in parallel (processes)")
