@@ -243,6 +243,10 @@ def test_perturbation_presets_and_validation() -> None:
     assert not Perturbation.preset("none").active
     dart = Perturbation.preset("dart", dart_scale=2.0)
     assert dart.dart_arm == pytest.approx(0.1) and dart.pushes == 0
+    assert dart.dart_base == pytest.approx((0.1, 0.1, 0.2))
+    arm_only = Perturbation.preset("dart+push", dart_scale=0.3, dart_base_scale=1.0)
+    assert arm_only.dart_arm == pytest.approx(0.015)
+    assert arm_only.dart_base == pytest.approx((0.05, 0.05, 0.1))
     assert Perturbation.preset("push", pushes=3).pushes == 3 and Perturbation.preset("push").dart_arm == 0
     with pytest.raises(VandError):
         Perturbation.preset("shake")

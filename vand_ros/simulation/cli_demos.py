@@ -46,6 +46,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dart-scale", type=float, default=1.0, help="multiply the dart noise (arm 0.05 rad, base 0.05 m/s)"
     )
+    parser.add_argument(
+        "--dart-base-scale",
+        type=float,
+        help="multiply the base's dart noise by this instead (default: --dart-scale); the arm's shrinks the "
+        "learned arm motion when large, the base's teaches the visits' approaches (docs/learnability.md)",
+    )
     parser.add_argument("--pushes", type=int, default=2, help="pushes per episode with --perturb *push")
 
 
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise VandError(
             f"--episodes {args.episodes} --first-episode {args.first_episode}: expected >= 1, >= 0"
         )
-    perturbation = Perturbation.preset(args.perturb, args.dart_scale, args.pushes)
+    perturbation = Perturbation.preset(args.perturb, args.dart_scale, args.pushes, args.dart_base_scale)
     behaviours = robot.BEHAVIOURS if args.behaviour == "all" else (args.behaviour,)
     out = Path(args.out)
     for behaviour in behaviours:

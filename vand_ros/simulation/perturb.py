@@ -61,15 +61,18 @@ class Perturbation:
         return self.dart_arm > 0 or any(v > 0 for v in self.dart_base) or self.pushes > 0
 
     @classmethod
-    def preset(cls, name: str, dart_scale: float = 1.0, pushes: int = 2) -> Perturbation:
-        """`none`, `dart` (arm 0.05 rad, base 0.05 m/s and 0.1 rad/s, times `dart_scale`), `push`
-        (`pushes` per episode) or `dart+push`."""
+    def preset(
+        cls, name: str, dart_scale: float = 1.0, pushes: int = 2, dart_base_scale: float | None = None
+    ) -> Perturbation:
+        """`none`, `dart` (arm 0.05 rad times `dart_scale`, base 0.05 m/s and 0.1 rad/s times
+        `dart_base_scale`, which defaults to `dart_scale`), `push` (`pushes` per episode) or `dart+push`."""
+        base_scale = dart_scale if dart_base_scale is None else dart_base_scale
         if name not in PRESETS:
             raise VandError(f"unknown perturbation {name!r}; expected one of {', '.join(PRESETS)}")
         dart = "dart" in name
         return cls(
             dart_arm=0.05 * dart_scale if dart else 0.0,
-            dart_base=(0.05 * dart_scale, 0.05 * dart_scale, 0.1 * dart_scale) if dart else (0.0, 0.0, 0.0),
+            dart_base=(0.05 * base_scale, 0.05 * base_scale, 0.1 * base_scale) if dart else (0.0, 0.0, 0.0),
             pushes=pushes if "push" in name else 0,
         )
 
