@@ -83,10 +83,22 @@ def wait_for(pred: Any, timeout: float, what: str, spin: Any = None) -> None:
             time.sleep(0.05)
 
 
+def _as_a_background_job() -> None:
+    """`vand-ros run ... &` in a non-interactive shell (a CI script) starts with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def start_run(tiny_policy: Path, bag: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """`vand-ros run --sim --record` started as a background job: its stop must work all the same."""
     cmd = [str(BIN / "vand-ros"), "run", "--model", str(tiny_policy), "--sim", "--instruction", "patrol",
            "--record", str(bag), *extra]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=os.environ.copy())
+    return subprocess.Popen(
+        cmd,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=os.environ.copy(),
+        preexec_fn=_as_a_background_job,  # noqa: PLW1509 (the test process starts it before any thread)
+    )
 
 
 def test_recorder_killed_with_sigkill_loses_at_most_a_second(tmp_path: Path, ros: Any) -> None:

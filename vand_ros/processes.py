@@ -20,9 +20,13 @@ PARENT_DEATH_SIGNAL = signal.SIGINT  # what rclpy nodes (and the recorder) treat
 
 
 def _die_with(parent: int) -> Callable[[], None]:
-    """preexec_fn for a child of `parent`: ask the kernel to signal the child when the parent exits."""
+    """preexec_fn for a child of `parent`: ask the kernel to signal the child when the parent exits, and
+    let the stop signal through. A process started in the background by a non-interactive shell (`cmd &`,
+    as CI scripts do) inherits SIGINT ignored, and an ignored signal stays ignored across exec: its
+    Python children would then never see the SIGINT this module stops them with."""
 
     def setup() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python installs KeyboardInterrupt at start-up
         if sys.platform.startswith("linux"):
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)

@@ -115,8 +115,7 @@ class Operator:
         from std_msgs.msg import String
 
         self.ctx = rclpy.Context()
-        # `run` handles its stop signals itself (ordered stop); rclpy's handlers would take SIGINT and
-        # SIGTERM over and, in 1 of 268 test runs under load, a SIGINT never reached `run`.
+        # `run` handles its stop signals itself (the ordered stop): rclpy's must not take them over.
         rclpy.init(context=self.ctx, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node("vand_operator", context=self.ctx)
         self.pub = self.node.create_publisher(String, robot.TOPICS.instruction, 10)
@@ -154,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
     operator = None
     code = 0
     previous = {sig: signal.signal(sig, _raise_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGINT too, explicitly: started in the background by a non-interactive shell, this process inherits
+    # SIGINT ignored, and `kill -INT` (or a supervisor's stop) would then never stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for cmd in commands(args):
             print("starting:", " ".join(cmd), flush=True)
