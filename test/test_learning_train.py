@@ -247,28 +247,26 @@ def test_the_base_twist_can_be_left_out_of_the_input_or_noised_in_training(
 ) -> None:
     """`base_twist_input="none"` makes the commands independent of the measured twist; `base_twist_noise`
     perturbs only the twist columns of the training input, never the targets."""
-    from vand_ros.learning.policy import Policy
+    from vand_ros.learning.policy import DrawMaker, Policy
     from vand_ros.learning.train import perturb_twist, twist_noise_draws
 
     ds = Dataset.load(periodic)
     layout = ds.layout
-    joints, base = len(layout.joint_names), layout.obs_slices["base"]
+    base = layout.obs_slices["base"]
     assert base.stop > base.start
     obs = torch.from_numpy(ds.episodes[0].obs[:20][None]).float()  # (1, 20, D)
     moved = obs.clone()
     moved[..., base] += 0.3
 
-    def commands(cfg: TrainConfig, x: torch.Tensor) -> torch.Tensor:
+    def build(cfg: TrainConfig) -> Policy:
         torch.manual_seed(0)
-        policy = Policy(cfg, layout.obs_dim, layout.act_dim, ds.stats, joints, layout.base_axes)
-        state = policy.init_state(1)
-        draws = policy_draws(policy, 20)
-        return policy(x, state, draws, hard=True).mean
+        joints = len(layout.joint_names)
+        return Policy(cfg, layout.obs_dim, layout.act_dim, ds.stats, joints, layout.base_axes)
 
-    def policy_draws(policy: Policy, steps: int):  # type: ignore[no-untyped-def]
-        from vand_ros.learning.policy import DrawMaker
-
-        return DrawMaker(policy.cfg, layout.obs_dim, "train", 0).window(1, steps, "cpu")
+    def commands(cfg: TrainConfig, x: torch.Tensor) -> torch.Tensor:
+        policy = build(cfg)
+        draws = DrawMaker(cfg, layout.obs_dim, "train", 0).window(1, x.shape[1], "cpu")
+        return policy(x, policy.init_state(1), draws, hard=True).mean
 
     blind = TrainConfig(regulariser="none")
     assert blind.base_twist_input == "none"  # the default since round 9
@@ -276,14 +274,7 @@ def test_the_base_twist_can_be_left_out_of_the_input_or_noised_in_training(
     assert torch.equal(commands(blind, obs), commands(blind, moved))
     assert not torch.allclose(commands(seeing, obs), commands(seeing, moved))
 
-    noisy = Policy(
-        TrainConfig(regulariser="none", base_twist_input="measured", base_twist_noise=0.5),
-        layout.obs_dim,
-        layout.act_dim,
-        ds.stats,
-        joints,
-        layout.base_axes,
-    )
+    noisy = build(TrainConfig(regulariser="none", base_twist_input="measured", base_twist_noise=0.5))
     draws = twist_noise_draws(noisy, 1, 20, torch.Generator().manual_seed(0))
     assert draws is not None and draws.shape == (1, 20, base.stop - base.start)
     out = perturb_twist(noisy, obs, draws)
@@ -292,15 +283,7 @@ def test_the_base_twist_can_be_left_out_of_the_input_or_noised_in_training(
     assert torch.equal(out[..., outside], obs[..., outside])
     expected = 0.5 * torch.from_numpy(ds.stats.obs_std[base]) * draws
     assert torch.allclose(out[..., base] - obs[..., base], expected)
-    assert (
-        twist_noise_draws(
-            Policy(seeing, layout.obs_dim, layout.act_dim, ds.stats, joints, layout.base_axes),
-            1,
-            20,
-            torch.Generator(),
-        )
-        is None
-    )
+    assert twist_noise_draws(build(seeing), 1, 20, torch.Generator()) is None
 
     seeing_smoke = TrainConfig(regulariser="none", smoke=True, base_twist_input="measured")
     plain = train(ds, seeing_smoke, tmp_path / "plain", progress=False)

@@ -19,7 +19,7 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PARENT_DEATH_SIGNAL = signal.SIGINT  # what rclpy nodes (and the recorder) treat as a clean shutdown
 
 
-def _die_with(parent: int) -> Callable[[], None]:
+def _child_setup(parent: int) -> Callable[[], None]:
     """preexec_fn for a child of `parent`: ask the kernel to signal the child when the parent exits, and
     let the stop signal through. A process started in the background by a non-interactive shell (`cmd &`,
     as CI scripts do) inherits SIGINT ignored, and an ignored signal stays ignored across exec: its
@@ -43,7 +43,7 @@ def start_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> subpro
         list(cmd),
         env=env,
         start_new_session=True,
-        preexec_fn=_die_with(os.getpid()),  # noqa: PLW1509
+        preexec_fn=_child_setup(os.getpid()),  # noqa: PLW1509
     )
 
 

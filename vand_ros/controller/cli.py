@@ -152,10 +152,14 @@ def run(args: argparse.Namespace) -> int:
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []  # (name, its process)
     operator = None
     code = 0
-    previous = {sig: signal.signal(sig, _raise_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    # SIGINT too, explicitly: started in the background by a non-interactive shell, this process inherits
-    # SIGINT ignored, and `kill -INT` (or a supervisor's stop) would then never stop it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Every stop signal explicitly, SIGINT too: started in the background by a non-interactive shell, this
+    # process inherits SIGINT ignored, and `kill -INT` (or a supervisor's stop) would then never stop it.
+    handlers = {
+        signal.SIGTERM: _raise_on,
+        signal.SIGHUP: _raise_on,
+        signal.SIGINT: signal.default_int_handler,
+    }
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         for cmd in commands(args):
             print("starting:", " ".join(cmd), flush=True)
@@ -198,7 +202,6 @@ def run(args: argparse.Namespace) -> int:
                 code = code or 1
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     recorder = next((p for name, p in procs if name.endswith(" record")), None)
     if args.record and recorder is not None:
         code = _report_recording(args.record, recorder.returncode) or code

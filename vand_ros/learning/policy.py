@@ -84,7 +84,8 @@ class Policy(nn.Module):
         )
         if needs_layout and not (0 < joints <= min(obs_dim, act_dim) and len(base_axes) == act_dim - joints):
             raise ValueError(
-                f"{self.action.label} actions need the arm joints and base axes of the layout (got "
+                f"{self.action.label} actions (base twist input: {cfg.base_twist_input}) need the arm "
+                "joints and base axes of the layout (got "
                 f"joints={joints}, base_axes={list(base_axes)} for {act_dim} action entries)"
             )
         self.obs_dim, self.act_dim = obs_dim, act_dim
