@@ -10,7 +10,15 @@ import torch
 
 from vand_ros.data.dataset import Episode, NormStats
 from vand_ros.errors import VandError
-from vand_ros.learning.actions import chunk_targets, decode, ensemble_step, ensemble_weights, policy_stats
+from vand_ros.learning.actions import (
+    chunk_targets,
+    decode,
+    ensemble_step,
+    ensemble_weights,
+    policy_stats,
+    previous_offset_std,
+    previous_targets,
+)
 from vand_ros.learning.config import TrainConfig
 from vand_ros.learning.diagnostics import copycat, teacher_forced_commands
 from vand_ros.learning.policy import DrawMaker, Draws, Policy
@@ -53,6 +61,66 @@ def test_decoding_inverts_the_relative_targets() -> None:
     assert spec.deadband(("vx", "vy", "wz")) == [0.01, 0.01, 0.5]
     out = decode(small, torch.zeros(2, 6), spec, JOINTS, torch.tensor(spec.deadband(("vx",))))
     torch.testing.assert_close(out, torch.tensor([[[0.3, -0.2, 0.0]], [[0.3, -0.2, -0.5]]]))
+
+
+def test_previous_targets_are_taken_from_the_last_command_and_the_first_measurement() -> None:
+    T = 5
+    act = torch.arange(T * 3, dtype=torch.float32).view(1, T, 3)  # act[t] = (3t, 3t + 1, 3t + 2)
+    obs = torch.zeros(1, T, 6)
+    obs[0, :, :2] = torch.tensor([[10.0 * t, -10.0 * t] for t in range(T)])
+    previous = previous_targets(obs, act, JOINTS)  # (1, T, 2)
+    torch.testing.assert_close(previous[0, 0], obs[0, 0, :2])  # a reset graph: the measured joints
+    torch.testing.assert_close(previous[0, 1:], act[0, :-1, :2])
+    valid = torch.ones(1, T)
+    target, _ = chunk_targets(obs, act, valid, ActionSpec("previous", chunk=2), JOINTS)
+    for t in range(T):
+        for j in range(2):
+            k = min(t + j, T - 1)
+            want = act[0, k] - torch.cat([previous[0, t], torch.zeros(1)])  # base command stays absolute
+            torch.testing.assert_close(target[0, t, j], want)
+    chunk = torch.randn(T, 2, 3)
+    absolute = decode(chunk, obs[0], ActionSpec("previous", chunk=2), JOINTS, previous=previous[0])
+    torch.testing.assert_close(absolute[..., :2] - previous[0, :, None], chunk[..., :2])
+    torch.testing.assert_close(absolute[..., 2], chunk[..., 2])
+    with pytest.raises(ValueError, match="previous joint targets"):
+        decode(chunk, obs[0], ActionSpec("previous", chunk=2), JOINTS)
+    ep = Episode(obs[0].numpy(), act[0].numpy(), "a", "x")
+    lead = (previous - obs[..., :2])[0].numpy()
+    np.testing.assert_allclose(previous_offset_std([ep], JOINTS), lead.std(0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("execution", ["first", "ensemble"])
+def test_stepping_a_previous_policy_feeds_back_its_own_commands(execution: str) -> None:
+    """The graph's `previous` state is the last command it sent (the measured joints after a reset), so
+    stepping equals the sequence forward given those commands as the previous targets."""
+    cfg = TrainConfig(
+        regulariser="vand", hidden_size=8, encoder_size=8, action_representation="previous",
+        action_chunk=3, chunk_execution=execution, ensemble_decay=0.2,
+    )  # fmt: skip
+    ep = _episode()
+    torch.manual_seed(0)
+    stats = policy_stats(NormStats.from_episodes([ep]), [ep], cfg.action_spec, LAYOUT)
+    policy = Policy(cfg, LAYOUT.obs_dim, LAYOUT.act_dim, stats, joints=2, base_axes=("vx",)).eval()
+    policy.previous_std.copy_(torch.from_numpy(previous_offset_std([ep], JOINTS)))
+    draws = DrawMaker(cfg, LAYOUT.obs_dim, "deterministic", 0)
+    draws.reset(1)
+    window = draws.window(1, len(ep))
+    state, stepped = policy.init_exec_state(1), []
+    with torch.no_grad():
+        for t in range(len(ep)):
+            action, state = policy.step(
+                torch.from_numpy(ep.obs[t : t + 1]), state, Draws(window.eps[:, t], window.u[:, t])
+            )
+            stepped.append(action[0])
+            torch.testing.assert_close(state[-1][0], torch.cat([action[0, :2], torch.ones(1)]))
+        obs = torch.from_numpy(ep.obs)[None]
+        own = previous_targets(obs, torch.stack(stepped)[None], JOINTS)  # (1, T, 2)
+        out = policy(obs, policy.init_state(1), window, hard=True, previous=own)
+    chunks = decode(policy.denormalise_act(out.mean[0]), obs[0], cfg.action_spec, JOINTS, None, own[0])
+    if execution == "first":
+        torch.testing.assert_close(torch.stack(stepped), chunks[:, 0], atol=1e-5, rtol=1e-5)
+    moved = torch.stack(stepped)[:, :2] - own[0]
+    assert float(moved.abs().max()) > 0  # the network's output moves the targets on
 
 
 def test_temporal_ensembling_is_the_weighted_mean_of_every_prediction_for_this_tick() -> None:
@@ -128,8 +196,8 @@ def test_teacher_forced_commands_equal_stepping_the_execution_graph(execution: s
 class _Copier(Policy):
     """A policy whose command is exactly the measured joints (the copycat), for the diagnostic's test."""
 
-    def forward(self, obs, state, draws, hard=False):  # type: ignore[no-untyped-def]
-        out = super().forward(obs, state, draws, hard)
+    def forward(self, obs, state, draws, hard=False, previous=None):  # type: ignore[no-untyped-def]
+        out = super().forward(obs, state, draws, hard, previous)
         zero = self.normalise_act(torch.zeros_like(out.mean))  # relative 0 = copy the measured joint
         return out._replace(mean=zero)
 

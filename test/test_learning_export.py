@@ -80,6 +80,13 @@ ACTIONS = {
     },
     "absolute_chunk_ensemble": {"action_chunk": 4, "chunk_execution": "ensemble"},
     "relative_without_twist": {"action_representation": "relative", "base_twist_input": "none"},
+    "previous": {"action_representation": "previous"},
+    "previous_chunk_ensemble": {
+        "action_representation": "previous",
+        "action_chunk": 3,
+        "chunk_execution": "ensemble",
+        "ensemble_decay": 0.3,
+    },
     "relative_deadband": {
         "action_representation": "relative",
         "base_deadband": 0.3,
@@ -100,6 +107,7 @@ def test_every_action_representation_matches_torch_over_a_fed_back_rollout(
     assert card.action == ckpt.config.action_spec
     if card.action.ensembles:
         assert ("chunk", "chunk_out") in card.state
+    assert (("previous", "previous_out") in card.state) == card.action.feeds_previous
     for mode in sorted(card.modes):
         assert onnx_rollout_error(ckpt, path, mode) < 1e-5, mode
 
@@ -201,6 +209,21 @@ def test_card_reader_refuses_bad_cards(tmp_path: Path) -> None:
     assert not np.array_equal(first, mc()["u"])
     det = DrawSampler(card, "deterministic")()
     assert np.all(det["u"] == -1.0) and np.all(det["eps"] == 0.0)
+
+
+def test_card_reader_refuses_a_stateful_action_without_its_state(tmp_path: Path) -> None:
+    """A card whose representation keeps the previous target (or ensembling sums) as state, but whose io
+    lacks that state pair, would run with a wrong command on the first tick: refused, saying what."""
+    for action, pair in (
+        ({"action_representation": "previous"}, "previous"),
+        ({"action_chunk": 3, "chunk_execution": "ensemble"}, "chunk"),
+    ):
+        good = export_policy(_checkpoint("vand", "gru", layers=1, **action), tmp_path / "p.onnx").raw
+        assert ModelCard.from_dict(json.loads(json.dumps(good))).action == ModelCard.from_dict(good).action
+        broken = json.loads(json.dumps(good))
+        broken["io"]["state"] = [s for s in broken["io"]["state"] if s["input"] != pair]
+        with pytest.raises(VandError, match=f"state pair \\('{pair}'"):
+            ModelCard.from_dict(broken)
 
 
 def test_default_layout_model_exports(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ The dataset stores what was commanded, raw: act (T, A) = [joint targets [rad], b
 is trained on, per tick t and chunk offset j in 0..K-1,
 
     target[t, j] = act[t + j] - [q_t, 0]     (relative; q_t = the measured joints, obs[t, joints])
+    target[t, j] = act[t + j] - [p_t, 0]     (previous; p_t = the previous joint target act[t - 1, joints],
+                                              and p_0 = q_0: a reset graph has no previous target yet)
     target[t, j] = act[t + j]                (absolute)
 
 and target[t, j] counts in the loss only where tick t + j exists in the episode (`valid`). Building the
@@ -42,9 +44,30 @@ def chunk_targets(
     index = index.clamp(max=T - 1)
     target = act[:, index]  # (B, T, K, A)
     target_valid = valid[:, index] * inside.to(valid.dtype)  # (B, T, K)
-    if spec.representation == "relative":
-        target = target - _measured(obs, act.shape[-1], joints)[:, :, None, :]
+    if spec.representation != "absolute":
+        target = target - _reference(obs, act, spec, joints)[:, :, None, :]
     return target, target_valid
+
+
+def previous_targets(obs: Tensor, act: Tensor, joints: slice) -> Tensor:
+    """The previous tick's joint targets p_t (B, T, J) that the "previous" representation is taken from:
+    act[t - 1, joints], and the measured joints at t = 0 (what a reset graph uses)."""
+    return torch.cat([obs[:, :1, joints], act[:, :-1, joints]], dim=1)
+
+
+def previous_input(previous: Tensor, obs: Tensor, joints: slice, scale: Tensor) -> Tensor:
+    """What the network sees of the previous target: (previous - measured) / scale, (..., J)."""
+    return (previous - obs[..., joints]) / scale
+
+
+def _reference(obs: Tensor, act: Tensor, spec: ActionSpec, joints: slice) -> Tensor:
+    """What targets are taken relative to, (B, T, A): the measured joints or the previous targets in the
+    joint slots, 0 for the base."""
+    if spec.representation == "relative":
+        return _measured(obs, act.shape[-1], joints)
+    offset = act.new_zeros(act.shape)
+    offset[..., joints] = previous_targets(obs, act, joints)
+    return offset
 
 
 def _measured(obs: Tensor, act_dim: int, joints: slice) -> Tensor:
@@ -64,14 +87,26 @@ def episode_targets(episode: Episode, spec: ActionSpec, joints: slice) -> tuple[
     return target[0].numpy(), target_valid[0].numpy()
 
 
+def previous_offset_std(episodes: list[Episode], joints: slice) -> np.ndarray:
+    """(J,) std of previous target - measured over `episodes`, floored: the scale of the "previous" input."""
+    rows = []
+    for ep in episodes:
+        obs = torch.from_numpy(ep.obs[None])
+        act = torch.from_numpy(ep.act[None])
+        rows.append((previous_targets(obs, act, joints) - obs[..., joints])[0].numpy())
+    values = np.concatenate(rows).astype(np.float64)
+    scale: np.ndarray = np.maximum(values.std(0), RELATIVE_STD_FLOOR).astype(np.float32)
+    return scale
+
+
 def policy_stats(
     dataset_stats: NormStats, episodes: list[Episode], spec: ActionSpec, layout: Layout
 ) -> NormStats:
     """The normalisation of the policy: the dataset's for observations, the targets' own for actions.
 
     Absolute targets keep the dataset's action statistics (exactly what earlier versions trained with);
-    relative targets get the mean and std of target - measured over every valid (tick, offset), with
-    RELATIVE_STD_FLOOR on the joints and the dataset's floor on the base command.
+    relative and previous targets get the mean and std of target - reference over every valid (tick,
+    offset), with RELATIVE_STD_FLOOR on the joints and the dataset's floor on the base command.
     """
     if spec.representation == "absolute":
         return dataset_stats
@@ -92,13 +127,25 @@ def policy_stats(
 
 
 def decode(
-    chunk: Tensor, obs: Tensor, spec: ActionSpec, joints: slice, deadband: Tensor | None = None
+    chunk: Tensor,
+    obs: Tensor,
+    spec: ActionSpec,
+    joints: slice,
+    deadband: Tensor | None = None,
+    previous: Tensor | None = None,
 ) -> Tensor:
     """Raw chunk (B, K, A) in the representation + raw obs (B, D) -> absolute commands (B, K, A): joints
     made absolute, base commands whose magnitude is below `deadband` (A - J,) zeroed (the joints are the
-    first entries of act; `spec.deadband(base_axes)` gives the thresholds)."""
+    first entries of act; `spec.deadband(base_axes)` gives the thresholds). `previous` (B, J): the previous
+    joint targets, for the "previous" representation."""
     if spec.representation == "relative":
         chunk = chunk + _measured(obs, chunk.shape[-1], joints)[:, None, :]
+    elif spec.representation == "previous":
+        if previous is None:
+            raise ValueError("the previous representation decodes with the previous joint targets")
+        offset = chunk.new_zeros(chunk.shape[0], chunk.shape[-1])
+        offset[:, joints] = previous
+        chunk = chunk + offset[:, None, :]
     if deadband is not None and spec.has_deadband:
         base = chunk[..., joints.stop :]  # (B, K, A - J)
         base = torch.where(base.abs() < deadband, torch.zeros_like(base), base)

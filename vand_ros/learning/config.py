@@ -80,7 +80,9 @@ class TrainConfig:
     execution_mode: str = ""  # "" = the regulariser's default (EXECUTION_MODES)
     # -- action representation (vand_ros.runtime.action; decoded inside the ONNX graph) ------------------
     # relative and the deadband: docs/learnability.md (absolute targets were copied; the base crept)
-    action_representation: str = "relative"  # "relative" to the measured joints, or "absolute" joint targets
+    action_representation: str = (
+        "relative"  # "relative" to the measured joints, "previous" target, "absolute"
+    )
     action_chunk: int = 1  # K: commands predicted per tick (this one and the next K - 1)
     chunk_execution: str = "first"  # "first" command of the newest chunk, or "ensemble" (temporal)
     ensemble_decay: float = 0.0  # [1/tick] temporal-ensembling weight exp(-decay * age)

@@ -12,9 +12,11 @@ the demonstrated observations and sends the commands its execution graph would s
     gain          least-squares slope of (command - measured) on (target - measured): 1 = the policy
                   reproduces the demonstrated offset from the measured joint, 0 = it copies the joint
 
-A policy that learned the motion has policy_mse well below copy_mse and a gain near 1. The diagnostic is
-printed at the end of `vand-ros train`, written to summary.json, TensorBoard and copycat.png, and carried
-on the model card (training.copycat).
+A policy that learned the motion has policy_mse well below copy_mse and a gain near 1. A policy in the
+"previous" representation is teacher forced with the demonstrated previous targets, which already carry
+most of the offset; its gain says how well it continues the demonstrated motion, not whether it can
+start it. The diagnostic is printed at the end of `vand-ros train`, written to summary.json, TensorBoard
+and copycat.png, and carried on the model card (training.copycat).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from vand_ros.data.dataset import Episode
-from vand_ros.learning.actions import decode, ensemble_step
+from vand_ros.learning.actions import decode, ensemble_step, previous_targets
 from vand_ros.learning.policy import DrawMaker, Policy
 
 
@@ -43,9 +45,20 @@ def teacher_forced_commands(
     policy.eval()
     with torch.no_grad():
         obs = torch.from_numpy(episode.obs).to(device)  # (T, D)
-        out = policy(obs[None], policy.init_state(1), drawer.window(1, len(episode), device), hard=True)
+        previous = None
+        if policy.action.feeds_previous:  # teacher forced: the demonstrated previous targets
+            previous = previous_targets(
+                obs[None], torch.from_numpy(episode.act).to(device)[None], policy.joints
+            )
+        window = drawer.window(1, len(episode), device)
+        out = policy(obs[None], policy.init_state(1), window, hard=True, previous=previous)
         chunks = decode(
-            policy.denormalise_act(out.mean[0]), obs, policy.action, policy.joints, policy.deadband
+            policy.denormalise_act(out.mean[0]),
+            obs,
+            policy.action,
+            policy.joints,
+            policy.deadband,
+            None if previous is None else previous[0],
         )  # (T, K, A)
         if not policy.action.ensembles:
             return chunks[:, 0].cpu().numpy().astype(np.float64)  # (T, A)

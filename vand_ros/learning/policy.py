@@ -4,14 +4,16 @@ State is explicit (robomimic/LeRobot style):
 
     state = policy.init_state(batch)                             # (h,) or (h, c), each (B, L, H), zeros
     out = policy(obs_seq, state, draws)                          # training: (B, T, D) raw observations
-    exec_state = policy.init_exec_state(batch)                   # state + temporal-ensembling sums, if any
+    exec_state = policy.init_exec_state(batch)                   # state + ensembling sums + previous target
     action, exec_state = policy.step(obs, exec_state, draws)     # control: (B, D) raw -> (B, A) absolute
 
 `step` runs exactly the code of `forward` on a window of one step, so stepping T times equals the
 sequence forward (a test). The head is a Gaussian with a learned log-std per chunk offset and action
 dimension; the policy acts with the mean. It predicts K = cfg.action_chunk commands per tick in the
 configured representation (vand_ros.runtime.action); `step` decodes them into absolute commands and picks
-or ensembles this tick's, exactly as the ONNX graph does. Normalisation statistics (of the observations,
+or ensembles this tick's, exactly as the ONNX graph does. In the "previous" representation the network
+also sees previous target - measured joints (training: the demonstrated previous target, `previous=`;
+execution: its own last command, carried in the state). Normalisation statistics (of the observations,
 and of the targets in their representation) are buffers, so they travel with the weights into the graph.
 """
 
@@ -25,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from vand_ros.data.dataset import NormStats
-from vand_ros.learning.actions import decode, ensemble_step, ensemble_weights
+from vand_ros.learning.actions import decode, ensemble_step, ensemble_weights, previous_input
 from vand_ros.learning.cells import RegularisedLayer, gal_mask
 from vand_ros.learning.config import TrainConfig
 from vand_ros.runtime.card import DrawSpec, mode_feeds
@@ -56,6 +58,7 @@ class Policy(nn.Module):
     ensemble_w: Tensor  # (K,) temporal-ensembling weight per chunk offset (not saved: derived from cfg)
     deadband: Tensor  # (A - J,) base command deadband per axis (not saved: derived from cfg and layout)
     obs_keep: Tensor  # (D,) 1 for each observation the model sees, 0 where cfg leaves it out (not saved)
+    previous_std: Tensor  # (J,) scale of previous target - measured ("previous" representation only; saved)
     obs_mean: Tensor  # (D,) buffers: normalisation statistics of the training split
     obs_std: Tensor
     act_mean: Tensor  # (A,)
@@ -77,7 +80,7 @@ class Policy(nn.Module):
         self.cfg = cfg
         self.action = cfg.action_spec
         needs_layout = (
-            self.action.representation == "relative"
+            self.action.representation != "absolute"
             or self.action.has_deadband
             or cfg.base_twist_input == "none"
             or cfg.base_twist_noise > 0
@@ -103,7 +106,10 @@ class Policy(nn.Module):
                 if value.shape != (dim,):
                     raise ValueError(f"{name} has shape {tuple(value.shape)}, expected ({dim},)")
             self.register_buffer(name, value)
-        self.encoder = nn.Linear(obs_dim, cfg.encoder_size)
+        if self.action.feeds_previous:  # set from the training data (actions.previous_offset_std)
+            self.register_buffer("previous_std", torch.ones(joints))
+        extra = joints if self.action.feeds_previous else 0
+        self.encoder = nn.Linear(obs_dim + extra, cfg.encoder_size)
         sizes = [cfg.encoder_size] + [cfg.hidden_size] * (cfg.num_layers - 1)
         self.layers = nn.ModuleList([RegularisedLayer(cfg, size) for size in sizes])
         K = self.action.chunk
@@ -125,12 +131,14 @@ class Policy(nn.Module):
         return tuple(torch.zeros(shape, device=device, dtype=self.head.weight.dtype) for _ in range(n))
 
     def init_exec_state(self, batch: int = 1, device: torch.device | str | None = None) -> State:
-        """The state `step` carries: the recurrent state, then the ensembling sums (B, K, A + 1) if any."""
+        """The state `step` carries: the recurrent state, then the ensembling sums (B, K, A + 1) if any,
+        then the previous joint targets and their "set" flag (B, J + 1) if the representation has them."""
         state = self.init_state(batch, device)
-        if not self.action.ensembles:
-            return state
-        sums = state[0].new_zeros(batch, self.action.chunk, self.act_dim + 1)
-        return (*state, sums)
+        if self.action.ensembles:
+            state = (*state, state[0].new_zeros(batch, self.action.chunk, self.act_dim + 1))
+        if self.action.feeds_previous:
+            state = (*state, state[0].new_zeros(batch, self.joints.stop + 1))
+        return state
 
     # -- normalisation ----------------------------------------------------------------------------------
     def normalise_obs(self, obs: Tensor) -> Tensor:
@@ -144,13 +152,21 @@ class Policy(nn.Module):
         return act * self.act_std + self.act_mean
 
     # -- the model --------------------------------------------------------------------------------------
-    def forward(self, obs: Tensor, state: State, draws: Draws, hard: bool = False) -> PolicyOutput:
-        """obs (B, T, D) raw; draws (B, T, L, ...); hard: execution masks instead of relaxed ones."""
+    def forward(
+        self, obs: Tensor, state: State, draws: Draws, hard: bool = False, previous: Tensor | None = None
+    ) -> PolicyOutput:
+        """obs (B, T, D) raw; draws (B, T, L, ...); hard: execution masks instead of relaxed ones;
+        previous (B, T, J): the previous joint targets (the "previous" representation only;
+        actions.previous_targets makes them from a demonstration)."""
         x = self.normalise_obs(obs)  # (B, T, D)
         if self.cfg.uses_input_mask:
             if draws.u_x is None:
                 raise ValueError("this policy masks its inputs (gal_p_x > 0) and needs draws.u_x")
             x = x * gal_mask(draws.u_x, self.cfg.gal_p_x)
+        if self.action.feeds_previous:
+            if previous is None:
+                raise ValueError("this policy sees its previous joint targets and needs previous=")
+            x = torch.cat([x, previous_input(previous, obs, self.joints, self.previous_std)], dim=-1)
         x = torch.tanh(self.encoder(x))  # (B, T, E)
         new_state: list[tuple[Tensor, ...]] = []
         reg = x.new_zeros(x.shape[:2])  # (B, T)
@@ -167,21 +183,38 @@ class Policy(nn.Module):
     def step(self, obs: Tensor, state: State, draws: Draws) -> tuple[Tensor, State]:
         """One control step with execution masks: obs (B, D) raw -> absolute action (B, A) raw, next state.
 
-        `state` is `init_exec_state`'s: the recurrent state, then the ensembling sums if the spec has them."""
+        `state` is `init_exec_state`'s: the recurrent state, then the ensembling sums and the previous
+        targets if the spec has them."""
         window = Draws(
             draws.eps.unsqueeze(1),
             draws.u.unsqueeze(1),
             None if draws.u_x is None else draws.u_x.unsqueeze(1),
         )
         n_rec = 2 if self.cfg.cell == "lstm" else 1
-        out = self.forward(obs.unsqueeze(1), state[:n_rec], window, hard=True)
+        previous = None
+        if self.action.feeds_previous:
+            held = state[-1]  # (B, J + 1): targets, then 1 once set; zeros at reset
+            is_set = held[:, -1:]
+            previous = is_set * held[:, :-1] + (1.0 - is_set) * obs[:, self.joints]  # (B, J)
+        out = self.forward(
+            obs.unsqueeze(1),
+            state[:n_rec],
+            window,
+            hard=True,
+            previous=None if previous is None else previous.unsqueeze(1),
+        )
         chunk = decode(
-            self.denormalise_act(out.mean[:, 0]), obs, self.action, self.joints, self.deadband
+            self.denormalise_act(out.mean[:, 0]), obs, self.action, self.joints, self.deadband, previous
         )  # (B, K, A)
-        if not self.action.ensembles:
-            return chunk[:, 0], out.state  # (B, A)
-        action, sums = ensemble_step(state[n_rec], chunk, self.ensemble_w)
-        return action, (*out.state, sums)
+        new_state: State = out.state
+        if self.action.ensembles:
+            action, sums = ensemble_step(state[n_rec], chunk, self.ensemble_w)
+            new_state = (*new_state, sums)
+        else:
+            action = chunk[:, 0]  # (B, A)
+        if self.action.feeds_previous:
+            new_state = (*new_state, torch.cat([action[:, self.joints], torch.ones_like(action[:, :1])], -1))
+        return action, new_state
 
     def nll(self, mean: Tensor, target: Tensor) -> Tensor:
         """Gaussian negative log-likelihood, mean over action dimensions: (B, T, K, A) -> (B, T, K)."""

@@ -39,6 +39,8 @@ from vand_ros.learning.actions import (
     chunk_targets,
     command_changes,
     policy_stats,
+    previous_offset_std,
+    previous_targets,
 )
 from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
 from vand_ros.learning.config import TrainConfig
@@ -134,7 +136,8 @@ def evaluate(
             obs, act, valid = pad_batch(episodes[i : i + batch_size], device)
             B, T = valid.shape
             drawer.reset(B)
-            out = policy(obs, policy.init_state(B), drawer.window(B, T, device), hard=True)
+            previous = previous_targets(obs, act, policy.joints) if policy.action.feeds_previous else None
+            out = policy(obs, policy.init_state(B), drawer.window(B, T, device), hard=True, previous=previous)
             target, target_valid = targets(policy, obs, act, valid)  # (B, T, K, A), (B, T, K)
             nll_sum += float((policy.nll(out.mean, target) * target_valid).sum())
             mse_sum += float((((out.mean - target) ** 2).mean(-1) * target_valid).sum())
@@ -260,6 +263,8 @@ def train(
     policy = Policy(cfg, ds.layout.obs_dim, ds.layout.act_dim, stats, n_joints, ds.layout.base_axes).to(
         device
     )
+    if policy.action.feeds_previous:
+        policy.previous_std.copy_(torch.from_numpy(previous_offset_std(train_eps, policy.joints)))
     changepoints = (
         changepoint_threshold(train_eps, ds.stats.act_std, cfg.changepoint_quantile)
         if cfg.changepoint_weight > 1
@@ -308,6 +313,9 @@ def train(
                 if local:
                     obs, act, valid = pad_batch(local, device, T)  # (b, T, D), (b, T, A), (b, T)
                     target, target_valid = targets(policy, obs, act, valid)  # (b, T, K, A), (b, T, K)
+                    previous = (
+                        previous_targets(obs, act, policy.joints) if policy.action.feeds_previous else None
+                    )  # (b, T, J) or None
                     rows = twist_draws[dist.rows(B)] if twist_draws is not None else None
                     obs = perturb_twist(policy, obs, rows)  # after the targets
                     # Loss weights: 1, or changepoint_weight near the demonstrated command's changepoints.
@@ -331,7 +339,13 @@ def train(
                     beta = cfg.beta * (min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0)
                     optimiser.zero_grad(set_to_none=True)
                     if local:
-                        out = policy(obs[:, sl], state, draws.rows(dist.rows(B)), hard=False)
+                        out = policy(
+                            obs[:, sl],
+                            state,
+                            draws.rows(dist.rows(B)),
+                            hard=False,
+                            previous=None if previous is None else previous[:, sl],
+                        )
                         nll_terms = policy.nll(out.mean, target[:, sl]) * target_valid[:, sl]
                         reg_terms = out.reg * v
                         nll = nll_terms.sum() / counts[0].clamp(min=1.0).item()

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from vand_ros.errors import VandError
-from vand_ros.runtime.action import ENSEMBLE_STATE, ActionSpec
+from vand_ros.runtime.action import ENSEMBLE_STATE, PREVIOUS_STATE, ActionSpec
 from vand_ros.runtime.layout import Layout
 
 CARD_KEY = "vand_ros.card"
@@ -272,6 +272,14 @@ class ModelCard:
                 problems.append(
                     f"temporal ensembling needs the state pair {ENSEMBLE_STATE} of shape {expected}, "
                     f"found {found}"
+                )
+        if self.action.feeds_previous:
+            held = ins.get(PREVIOUS_STATE[0])
+            held_shape = (1, len(self.layout.joint_names) + 1)
+            if PREVIOUS_STATE not in self.state or held is None or held.shape != held_shape:
+                problems.append(
+                    f"the previous representation needs the state pair {PREVIOUS_STATE} of shape "
+                    f"{held_shape}, found {held.shape if held is not None else 'missing'}"
                 )
         for mode, feeds in self.modes.items():
             missing = {n for n in ins if n not in {"obs"} | {i for i, _ in self.state}} - set(feeds)
