@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vand_ros.cli import main
-from vand_ros.data.dataset import Dataset
+from vand_ros.data.dataset import Dataset, Episode
 from vand_ros.errors import VandError
 from vand_ros.learning.checkpoint import Checkpoint
 from vand_ros.learning.config import TrainConfig
@@ -221,7 +221,7 @@ def test_a_config_written_before_the_action_fields_loads_as_it_was_trained() -> 
         old.pop(key)
     for key in ("base_deadband", "base_deadband_angular", "select_every", "train_episodes"):
         old.pop(key)
-    for key in ("base_twist_input", "base_twist_noise"):
+    for key in ("base_twist_input", "base_twist_noise", "previous_noise"):
         old.pop(key)
     cfg = TrainConfig.from_dict(old)
     assert cfg.action_representation == "absolute" and not cfg.action_spec.has_deadband
@@ -297,3 +297,49 @@ def test_the_base_twist_can_be_left_out_of_the_input_or_noised_in_training(
         TrainConfig(base_twist_input="measured", base_twist_noise=-1.0)
     with pytest.raises(VandError, match="base_twist_noise"):
         TrainConfig(base_twist_noise=0.5)  # the default leaves the twist out: nothing to noise
+
+
+def test_a_previous_policy_trains_with_its_lead_scale_and_noise_it_learns_to_correct(
+    periodic: Path, tmp_path: Path
+) -> None:
+    """The "previous" representation: the trained checkpoint carries the scale of the previous targets'
+    lead over the measured joints; `previous_noise` perturbs the previous targets the network sees and
+    takes the training targets from the perturbed ones (so a target is the way back to the demonstration)."""
+    from vand_ros.learning.actions import previous_offset_std, previous_targets
+    from vand_ros.learning.policy import Policy
+    from vand_ros.learning.train import perturb_previous, targets
+
+    ds = Dataset.load(periodic)
+    layout = ds.layout
+    J = len(layout.joint_names)
+    cfg = TrainConfig(regulariser="none", smoke=True, action_representation="previous")
+    plain = train(ds, cfg, tmp_path / "plain", progress=False)
+    policy = Checkpoint.load(plain.checkpoint).build_policy()
+    assert not torch.equal(policy.previous_std, torch.ones(J))  # set from the data, saved and loaded
+    smoke_eps = [Episode(e.obs[:96], e.act[:96], e.behaviour, e.source) for e in ds.train[:4]]  # --smoke's
+    np.testing.assert_allclose(
+        policy.previous_std.numpy(), previous_offset_std(smoke_eps, policy.joints), rtol=1e-6
+    )
+
+    noisy_cfg = TrainConfig(
+        regulariser="none", smoke=True, action_representation="previous", previous_noise=0.5
+    )
+    noised = train(ds, noisy_cfg, tmp_path / "noised", progress=False)
+    assert noised.history[0]["train_loss"] != plain.history[0]["train_loss"]
+    torch.manual_seed(0)
+    model = Policy(noisy_cfg, layout.obs_dim, layout.act_dim, ds.stats, J, layout.base_axes)
+    obs = torch.from_numpy(ds.episodes[0].obs[:20][None]).float()
+    act = torch.from_numpy(ds.episodes[0].act[:20][None]).float()
+    previous = previous_targets(obs, act, model.joints)
+    draws = torch.randn(1, 20, J, generator=torch.Generator().manual_seed(0))
+    moved = perturb_previous(model, previous, draws)
+    torch.testing.assert_close(moved - previous, 0.5 * model.previous_std * draws)
+    clean_t, _ = targets(model, obs, act, torch.ones(1, 20), previous)
+    moved_t, _ = targets(model, obs, act, torch.ones(1, 20), moved)
+    shift = (clean_t - moved_t)[..., 0, :J] * model.act_std[:J]  # de-normalised: the way back
+    torch.testing.assert_close(shift, moved - previous)
+    assert perturb_previous(model, previous, None) is previous
+    with pytest.raises(VandError, match="previous_noise"):
+        TrainConfig(previous_noise=0.5)  # relative targets: no previous targets to perturb
+    with pytest.raises(VandError, match="previous_noise"):
+        TrainConfig(action_representation="previous", previous_noise=-0.1)

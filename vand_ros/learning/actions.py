@@ -32,9 +32,11 @@ RELATIVE_STD_FLOOR = 0.005
 
 
 def chunk_targets(
-    obs: Tensor, act: Tensor, valid: Tensor, spec: ActionSpec, joints: slice
+    obs: Tensor, act: Tensor, valid: Tensor, spec: ActionSpec, joints: slice, previous: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
-    """obs (B, T, D), act (B, T, A) raw, valid (B, T) -> targets (B, T, K, A) raw, valid (B, T, K)."""
+    """obs (B, T, D), act (B, T, A) raw, valid (B, T) -> targets (B, T, K, A) raw, valid (B, T, K).
+    `previous` (B, T, J): the previous targets to take "previous" targets from (default: the demonstrated
+    ones, `previous_targets`; training passes perturbed ones with cfg.previous_noise)."""
     T = act.shape[1]
     K = spec.chunk
     index = (
@@ -45,7 +47,7 @@ def chunk_targets(
     target = act[:, index]  # (B, T, K, A)
     target_valid = valid[:, index] * inside.to(valid.dtype)  # (B, T, K)
     if spec.representation != "absolute":
-        target = target - _reference(obs, act, spec, joints)[:, :, None, :]
+        target = target - _reference(obs, act, spec, joints, previous)[:, :, None, :]
     return target, target_valid
 
 
@@ -60,13 +62,15 @@ def previous_input(previous: Tensor, obs: Tensor, joints: slice, scale: Tensor) 
     return (previous - obs[..., joints]) / scale
 
 
-def _reference(obs: Tensor, act: Tensor, spec: ActionSpec, joints: slice) -> Tensor:
+def _reference(
+    obs: Tensor, act: Tensor, spec: ActionSpec, joints: slice, previous: Tensor | None = None
+) -> Tensor:
     """What targets are taken relative to, (B, T, A): the measured joints or the previous targets in the
     joint slots, 0 for the base."""
     if spec.representation == "relative":
         return _measured(obs, act.shape[-1], joints)
     offset = act.new_zeros(act.shape)
-    offset[..., joints] = previous_targets(obs, act, joints)
+    offset[..., joints] = previous_targets(obs, act, joints) if previous is None else previous
     return offset
 
 

@@ -43,6 +43,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "changepoint_weight": 1.0,
     "base_twist_input": "measured",
     "base_twist_noise": 0.0,
+    "previous_noise": 0.0,
 }
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
 BASE_TWIST_INPUTS: tuple[str, ...] = ("measured", "none")
@@ -114,6 +115,11 @@ class TrainConfig:
     # Training only: Gaussian noise on the twist input, in units of its normalisation std (0 = off); with
     # "measured". Measured as a weaker remedy than leaving the twist out (round 9).
     base_twist_noise: float = 0.0
+    # Training only, "previous" representation: Gaussian noise on the previous joint targets the network
+    # sees, in units of their lead's std (previous_std), with the training targets taken from the noisy
+    # ones, so the policy learns to correct a previous command that went astray (its own, in closed loop:
+    # teacher forcing alone shows it only the demonstrator's). 0 = off.
+    previous_noise: float = 0.0
     seed: int = 0
     device: str = "cpu"
     smoke: bool = False  # tiny run that finishes in seconds (tests)
@@ -147,6 +153,10 @@ class TrainConfig:
             raise bad("base_twist_input", f"one of {list(BASE_TWIST_INPUTS)}")
         if not math.isfinite(self.base_twist_noise) or self.base_twist_noise < 0:
             raise bad("base_twist_noise", "a finite number >= 0 (0 = off)")
+        if not math.isfinite(self.previous_noise) or self.previous_noise < 0:
+            raise bad("previous_noise", "a finite number >= 0 (0 = off)")
+        if self.previous_noise > 0 and self.action_representation != "previous":
+            raise bad("previous_noise", "0 unless action_representation='previous'")
         if self.base_twist_noise > 0 and self.base_twist_input != "measured":
             raise bad("base_twist_noise", "0 unless base_twist_input='measured' (no twist, nothing to noise)")
         if self.patience < 1:

@@ -116,10 +116,21 @@ def perturb_twist(policy: Policy, obs: Tensor, draws: Tensor | None) -> Tensor:
     return out
 
 
-def targets(policy: Policy, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-    """Normalised training targets (B, T, K, A) in the policy's representation, and their valid (B, T, K)."""
-    target, target_valid = chunk_targets(obs, act, valid, policy.action, policy.joints)
+def targets(
+    policy: Policy, obs: Tensor, act: Tensor, valid: Tensor, previous: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Normalised training targets (B, T, K, A) in the policy's representation, and their valid (B, T, K);
+    `previous`: the previous targets the network sees ("previous" representation; default demonstrated)."""
+    target, target_valid = chunk_targets(obs, act, valid, policy.action, policy.joints, previous)
     return policy.normalise_act(target), target_valid
+
+
+def perturb_previous(policy: Policy, previous: Tensor, draws: Tensor | None) -> Tensor:
+    """The previous targets (b, T, J) with cfg.previous_noise lead stds of noise (draws (b, T, J) N(0, 1),
+    None = off). Training takes the targets from the result too, so the policy learns to correct it."""
+    if draws is None:
+        return previous
+    return previous + policy.cfg.previous_noise * policy.previous_std * draws.to(previous)
 
 
 def evaluate(
@@ -277,6 +288,7 @@ def train(
     shuffle = torch.Generator().manual_seed(cfg.seed + 1)
     drawer = DrawMaker(cfg, ds.layout.obs_dim, "train", cfg.seed + 2)
     twist_noise = torch.Generator().manual_seed(cfg.seed + 3)  # used only when cfg.base_twist_noise > 0
+    previous_noise = torch.Generator().manual_seed(cfg.seed + 4)  # used only when cfg.previous_noise > 0
 
     batches_per_epoch = math.ceil(len(train_eps) / cfg.batch_size)
     windows = sum(
@@ -310,12 +322,21 @@ def train(
                 B, T = len(batch), max(len(e) for e in batch)  # the global batch
                 local = dist.shard(batch)
                 twist_draws = twist_noise_draws(policy, B, T, twist_noise)  # (B, T, 3) or None
+                previous_draws = (
+                    torch.randn((B, T, n_joints), generator=previous_noise)
+                    if cfg.previous_noise > 0
+                    else None
+                )  # drawn on every rank, like the twist's
                 if local:
                     obs, act, valid = pad_batch(local, device, T)  # (b, T, D), (b, T, A), (b, T)
-                    target, target_valid = targets(policy, obs, act, valid)  # (b, T, K, A), (b, T, K)
-                    previous = (
-                        previous_targets(obs, act, policy.joints) if policy.action.feeds_previous else None
-                    )  # (b, T, J) or None
+                    previous = None  # (b, T, J): the previous targets the network sees, if it sees them
+                    if policy.action.feeds_previous:
+                        previous = previous_targets(obs, act, policy.joints)
+                        if previous_draws is not None:
+                            previous = perturb_previous(policy, previous, previous_draws[dist.rows(B)])
+                    target, target_valid = targets(
+                        policy, obs, act, valid, previous
+                    )  # (b, T, K, A), (b, T, K)
                     rows = twist_draws[dist.rows(B)] if twist_draws is not None else None
                     obs = perturb_twist(policy, obs, rows)  # after the targets
                     # Loss weights: 1, or changepoint_weight near the demonstrated command's changepoints.
