@@ -221,7 +221,7 @@ def test_a_config_written_before_the_action_fields_loads_as_it_was_trained() -> 
         old.pop(key)
     for key in ("base_deadband", "base_deadband_angular", "select_every", "train_episodes"):
         old.pop(key)
-    for key in ("base_twist_input", "base_twist_noise", "previous_noise"):
+    for key in ("base_twist_input", "base_twist_noise", "previous_noise", "previous_shift"):
         old.pop(key)
     cfg = TrainConfig.from_dict(old)
     assert cfg.action_representation == "absolute" and not cfg.action_spec.has_deadband
@@ -307,7 +307,7 @@ def test_a_previous_policy_trains_with_its_lead_scale_and_noise_it_learns_to_cor
     takes the training targets from the perturbed ones (so a target is the way back to the demonstration)."""
     from vand_ros.learning.actions import previous_offset_std, previous_targets
     from vand_ros.learning.policy import Policy
-    from vand_ros.learning.train import perturb_previous, targets
+    from vand_ros.learning.train import perturb_previous, shift_arm, targets
 
     ds = Dataset.load(periodic)
     layout = ds.layout
@@ -339,7 +339,28 @@ def test_a_previous_policy_trains_with_its_lead_scale_and_noise_it_learns_to_cor
     shift = (clean_t - moved_t)[..., 0, :J] * model.act_std[:J]  # de-normalised: the way back
     torch.testing.assert_close(shift, moved - previous)
     assert perturb_previous(model, previous, None) is previous
+
+    shift_cfg = TrainConfig(regulariser="none", action_representation="previous", previous_shift=0.1)
+    shifter = Policy(shift_cfg, layout.obs_dim, layout.act_dim, ds.stats, J, layout.base_axes)
+    offsets = torch.randn(1, J, generator=torch.Generator().manual_seed(1))
+    shifted_obs, shifted = shift_arm(shifter, obs, previous, offsets)
+    torch.testing.assert_close(shifted_obs[..., :J] - obs[..., :J], 0.1 * offsets.expand(20, J)[None])
+    assert torch.equal(shifted_obs[..., J:], obs[..., J:])  # only the arm moved
+    torch.testing.assert_close(shifted - previous, 0.1 * offsets.expand(20, J)[None])
+    back, _ = targets(shifter, shifted_obs, act, torch.ones(1, 20), shifted)
+    plain_t, _ = targets(shifter, obs, act, torch.ones(1, 20), previous)
+    torch.testing.assert_close(  # the targets lead back to the demonstrated commands
+        (plain_t - back)[..., 0, :J] * shifter.act_std[:J], 0.1 * offsets.expand(20, J)[None]
+    )
+    assert shift_arm(shifter, obs, previous, None) == (obs, previous)
+    shift_smoke = TrainConfig(
+        regulariser="none", smoke=True, action_representation="previous", previous_shift=0.1
+    )
+    shifted_run = train(ds, shift_smoke, tmp_path / "shifted", progress=False)
+    assert shifted_run.history[0]["train_loss"] != plain.history[0]["train_loss"]
     with pytest.raises(VandError, match="previous_noise"):
         TrainConfig(previous_noise=0.5)  # relative targets: no previous targets to perturb
     with pytest.raises(VandError, match="previous_noise"):
         TrainConfig(action_representation="previous", previous_noise=-0.1)
+    with pytest.raises(VandError, match="previous_shift"):
+        TrainConfig(previous_shift=0.1)

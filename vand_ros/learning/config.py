@@ -44,6 +44,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "base_twist_input": "measured",
     "base_twist_noise": 0.0,
     "previous_noise": 0.0,
+    "previous_shift": 0.0,
 }
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
 BASE_TWIST_INPUTS: tuple[str, ...] = ("measured", "none")
@@ -120,6 +121,11 @@ class TrainConfig:
     # ones, so the policy learns to correct a previous command that went astray (its own, in closed loop:
     # teacher forcing alone shows it only the demonstrator's). 0 = off.
     previous_noise: float = 0.0
+    # Training only, "previous" representation: the whole arm shifted, per episode, by Gaussian joint offsets
+    # of this std [rad] (the measured joints and the previous targets together, as a command that
+    # drifted and the arm that followed it), with the targets still the demonstrated ones, so the policy
+    # learns to pull a drifted stroke back to where the demonstrations put it. 0 = off.
+    previous_shift: float = 0.0
     seed: int = 0
     device: str = "cpu"
     smoke: bool = False  # tiny run that finishes in seconds (tests)
@@ -153,10 +159,12 @@ class TrainConfig:
             raise bad("base_twist_input", f"one of {list(BASE_TWIST_INPUTS)}")
         if not math.isfinite(self.base_twist_noise) or self.base_twist_noise < 0:
             raise bad("base_twist_noise", "a finite number >= 0 (0 = off)")
-        if not math.isfinite(self.previous_noise) or self.previous_noise < 0:
-            raise bad("previous_noise", "a finite number >= 0 (0 = off)")
-        if self.previous_noise > 0 and self.action_representation != "previous":
-            raise bad("previous_noise", "0 unless action_representation='previous'")
+        for name in ("previous_noise", "previous_shift"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise bad(name, "a finite number >= 0 (0 = off)")
+            if value > 0 and self.action_representation != "previous":
+                raise bad(name, "0 unless action_representation='previous'")
         if self.base_twist_noise > 0 and self.base_twist_input != "measured":
             raise bad("base_twist_noise", "0 unless base_twist_input='measured' (no twist, nothing to noise)")
         if self.patience < 1:

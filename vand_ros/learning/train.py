@@ -133,6 +133,18 @@ def perturb_previous(policy: Policy, previous: Tensor, draws: Tensor | None) -> 
     return previous + policy.cfg.previous_noise * policy.previous_std * draws.to(previous)
 
 
+def shift_arm(policy: Policy, obs: Tensor, previous: Tensor, draws: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The measured joints of obs (b, T, D) and the previous targets (b, T, J) shifted together by
+    cfg.previous_shift [rad] x draws (b, J) N(0, 1) per episode (None = off): a drifted arm. Training
+    takes the targets from the shifted previous targets, i.e. the way back to the demonstration."""
+    if draws is None:
+        return obs, previous
+    offset = policy.cfg.previous_shift * draws.to(obs)[:, None, :]  # (b, 1, J)
+    obs = obs.clone()
+    obs[..., policy.joints] += offset
+    return obs, previous + offset
+
+
 def evaluate(
     policy: Policy, episodes: list[Episode], mode: str = "deterministic", seed: int = 0, batch_size: int = 64
 ) -> dict[str, float]:
@@ -288,7 +300,7 @@ def train(
     shuffle = torch.Generator().manual_seed(cfg.seed + 1)
     drawer = DrawMaker(cfg, ds.layout.obs_dim, "train", cfg.seed + 2)
     twist_noise = torch.Generator().manual_seed(cfg.seed + 3)  # used only when cfg.base_twist_noise > 0
-    previous_noise = torch.Generator().manual_seed(cfg.seed + 4)  # used only when cfg.previous_noise > 0
+    previous_noise = torch.Generator().manual_seed(cfg.seed + 4)  # only when previous_noise or _shift > 0
 
     batches_per_epoch = math.ceil(len(train_eps) / cfg.batch_size)
     windows = sum(
@@ -327,6 +339,9 @@ def train(
                     if cfg.previous_noise > 0
                     else None
                 )  # drawn on every rank, like the twist's
+                shift_draws = (
+                    torch.randn((B, n_joints), generator=previous_noise) if cfg.previous_shift > 0 else None
+                )
                 if local:
                     obs, act, valid = pad_batch(local, device, T)  # (b, T, D), (b, T, A), (b, T)
                     previous = None  # (b, T, J): the previous targets the network sees, if it sees them
@@ -334,9 +349,10 @@ def train(
                         previous = previous_targets(obs, act, policy.joints)
                         if previous_draws is not None:
                             previous = perturb_previous(policy, previous, previous_draws[dist.rows(B)])
-                    target, target_valid = targets(
-                        policy, obs, act, valid, previous
-                    )  # (b, T, K, A), (b, T, K)
+                        if shift_draws is not None:
+                            obs, previous = shift_arm(policy, obs, previous, shift_draws[dist.rows(B)])
+                    # (b, T, K, A), (b, T, K): from the (perturbed) previous targets the network sees
+                    target, target_valid = targets(policy, obs, act, valid, previous)
                     rows = twist_draws[dist.rows(B)] if twist_draws is not None else None
                     obs = perturb_twist(policy, obs, rows)  # after the targets
                     # Loss weights: 1, or changepoint_weight near the demonstrated command's changepoints.
