@@ -93,34 +93,52 @@ def test_previous_targets_are_taken_from_the_last_command_and_the_first_measurem
 def test_stepping_a_previous_policy_feeds_back_its_own_commands(execution: str) -> None:
     """The graph's `previous` state is the last command it sent (the measured joints after a reset), so
     stepping equals the sequence forward given those commands as the previous targets."""
-    cfg = TrainConfig(
-        regulariser="vand", hidden_size=8, encoder_size=8, action_representation="previous",
-        action_chunk=3, chunk_execution=execution, ensemble_decay=0.2,
-    )  # fmt: skip
     ep = _episode()
+    policy = _small_policy("previous", 3, execution, ep)
+    cfg = policy.cfg
+    stepped, states, window = _step_through(policy, ep)
+    for action, state in zip(stepped, states, strict=True):
+        torch.testing.assert_close(state[-1][0], torch.cat([action[:2], torch.ones(1)]))
+    obs = torch.from_numpy(ep.obs)[None]
+    own = previous_targets(obs, stepped[None], JOINTS)  # (1, T, 2)
+    with torch.no_grad():
+        out = policy(obs, policy.init_state(1), window, hard=True, previous=own)
+    chunks = decode(policy.denormalise_act(out.mean[0]), obs[0], cfg.action_spec, JOINTS, None, own[0])
+    if execution == "first":
+        torch.testing.assert_close(stepped, chunks[:, 0], atol=1e-5, rtol=1e-5)
+    moved = stepped[:, :2] - own[0]
+    assert float(moved.abs().max()) > 0  # the network's output moves the targets on
+
+
+def _small_policy(representation: str, chunk: int, execution: str, ep: Episode) -> Policy:
+    """An untrained VAND policy (H = 8) with the statistics of `ep`, in eval mode."""
+    cfg = TrainConfig(
+        regulariser="vand", hidden_size=8, encoder_size=8, action_representation=representation,
+        action_chunk=chunk, chunk_execution=execution, ensemble_decay=0.2,
+    )  # fmt: skip
     torch.manual_seed(0)
     stats = policy_stats(NormStats.from_episodes([ep]), [ep], cfg.action_spec, LAYOUT)
     policy = Policy(cfg, LAYOUT.obs_dim, LAYOUT.act_dim, stats, joints=2, base_axes=("vx",)).eval()
-    policy.previous_std.copy_(torch.from_numpy(previous_offset_std([ep], JOINTS)))
-    draws = DrawMaker(cfg, LAYOUT.obs_dim, "deterministic", 0)
+    if cfg.action_spec.feeds_previous:
+        policy.previous_std.copy_(torch.from_numpy(previous_offset_std([ep], JOINTS)))
+    return policy
+
+
+def _step_through(policy: Policy, ep: Episode) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]], Draws]:
+    """`policy.step` tick by tick over `ep` with deterministic draws: the commands (T, A), the state after
+    each tick, and the draw window (for the sequence forward to compare with)."""
+    draws = DrawMaker(policy.cfg, LAYOUT.obs_dim, "deterministic", 0)
     draws.reset(1)
     window = draws.window(1, len(ep))
-    state, stepped = policy.init_exec_state(1), []
+    state, actions, states = policy.init_exec_state(1), [], []
     with torch.no_grad():
         for t in range(len(ep)):
             action, state = policy.step(
                 torch.from_numpy(ep.obs[t : t + 1]), state, Draws(window.eps[:, t], window.u[:, t])
             )
-            stepped.append(action[0])
-            torch.testing.assert_close(state[-1][0], torch.cat([action[0, :2], torch.ones(1)]))
-        obs = torch.from_numpy(ep.obs)[None]
-        own = previous_targets(obs, torch.stack(stepped)[None], JOINTS)  # (1, T, 2)
-        out = policy(obs, policy.init_state(1), window, hard=True, previous=own)
-    chunks = decode(policy.denormalise_act(out.mean[0]), obs[0], cfg.action_spec, JOINTS, None, own[0])
-    if execution == "first":
-        torch.testing.assert_close(torch.stack(stepped), chunks[:, 0], atol=1e-5, rtol=1e-5)
-    moved = torch.stack(stepped)[:, :2] - own[0]
-    assert float(moved.abs().max()) > 0  # the network's output moves the targets on
+            actions.append(action[0])
+            states.append(state)
+    return torch.stack(actions), states, window
 
 
 def test_temporal_ensembling_is_the_weighted_mean_of_every_prediction_for_this_tick() -> None:
@@ -170,27 +188,11 @@ def test_relative_statistics_are_those_of_the_offsets() -> None:
 
 @pytest.mark.parametrize("execution", ["first", "ensemble"])
 def test_teacher_forced_commands_equal_stepping_the_execution_graph(execution: str) -> None:
-    cfg = TrainConfig(
-        regulariser="vand", hidden_size=8, encoder_size=8, action_representation="relative",
-        action_chunk=4, chunk_execution=execution, ensemble_decay=0.2,
-    )  # fmt: skip
     ep = _episode()
-    torch.manual_seed(0)
-    policy = Policy(
-        cfg, LAYOUT.obs_dim, LAYOUT.act_dim, NormStats.from_episodes([ep]), joints=2, base_axes=("vx",)
-    ).eval()
+    policy = _small_policy("relative", 4, execution, ep)
     fast = teacher_forced_commands(policy, ep)
-    draws = DrawMaker(cfg, LAYOUT.obs_dim, "deterministic", 0)
-    draws.reset(1)
-    window = draws.window(1, len(ep))
-    state, stepped = policy.init_exec_state(1), []
-    with torch.no_grad():
-        for t in range(len(ep)):
-            action, state = policy.step(
-                torch.from_numpy(ep.obs[t : t + 1]), state, Draws(window.eps[:, t], window.u[:, t])
-            )
-            stepped.append(action[0].numpy())
-    np.testing.assert_allclose(fast, np.array(stepped), atol=1e-5)
+    stepped, _, _ = _step_through(policy, ep)
+    np.testing.assert_allclose(fast, stepped.numpy(), atol=1e-5)
 
 
 class _Copier(Policy):
