@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -135,6 +136,31 @@ def test_early_stopping_and_beta_warmup(periodic: Path, tmp_path: Path) -> None:
     assert result.epochs == result.best_epoch + cfg.patience
     assert Checkpoint.load(result.checkpoint).training["best_epoch"] == result.best_epoch
     assert result.history[0]["beta"] < cfg.beta
+
+
+def test_the_cosine_schedule_decays_the_learning_rate_to_its_floor(periodic: Path, tmp_path: Path) -> None:
+    """lr_schedule="cosine" lowers the learning rate over the planned steps to LR_FINAL * lr (and no
+    further); "constant" keeps it, so a constant run is the one trained before the field existed."""
+    from vand_ros.learning.config import LR_FINAL
+    from vand_ros.learning.train import lr_factor
+
+    assert [lr_factor("constant", s, 100) for s in (0, 50, 100, 500)] == [1.0] * 4
+    cosine = [lr_factor("cosine", s, 100) for s in range(0, 130, 10)]
+    assert cosine[0] == 1.0 and cosine[5] == pytest.approx((1 + LR_FINAL) / 2)
+    assert all(a > b for a, b in itertools.pairwise(cosine[:11]))  # decreasing to the plan's end
+    assert cosine[10:] == [pytest.approx(LR_FINAL)] * 3  # then held at the floor
+
+    ds = Dataset.load(periodic)
+    cfg = TrainConfig(hidden_size=8, encoder_size=8, max_epochs=6, patience=10, lr=5e-3)
+    constant = train(ds, cfg, tmp_path / "constant", progress=False)
+    cosine_run = train(ds, replace(cfg, lr_schedule="cosine"), tmp_path / "cosine", progress=False)
+    assert [r["lr"] for r in constant.history] == [5e-3] * 6
+    lrs = [r["lr"] for r in cosine_run.history]
+    assert all(a > b for a, b in itertools.pairwise(lrs)), lrs
+    assert lrs[-1] < 0.1 * 5e-3  # the last epoch's steps ran near the floor
+    assert cosine_run.history[-1]["val_loss"] != constant.history[-1]["val_loss"]
+    with pytest.raises(VandError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
 
 
 def test_cuda_is_honoured_or_refused_clearly(periodic: Path, tmp_path: Path) -> None:

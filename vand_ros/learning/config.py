@@ -45,11 +45,14 @@ LEGACY_VALUES: dict[str, Any] = {
     "base_twist_noise": 0.0,
     "previous_noise": 0.0,
     "previous_shift": 0.0,
+    "lr_schedule": "constant",
 }
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
 BASE_TWIST_INPUTS: tuple[str, ...] = ("measured", "none")
 VAND_FAMILY: tuple[str, ...] = ("vand", "vand_noise", "vand_dropout", "vand_fixed")
 CELLS: tuple[str, ...] = ("gru", "lstm")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+LR_FINAL = 0.01  # the cosine schedule's last learning rate, as a fraction of lr
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
 
@@ -94,6 +97,9 @@ class TrainConfig:
     seq_len: int = 64  # truncated-BPTT window [steps]; the state is carried (detached) across windows
     batch_size: int = 16  # episodes per batch
     lr: float = 1e-3
+    # "constant" lr, or "cosine": from lr down to LR_FINAL * lr over the planned optimiser steps
+    # (max_epochs), so the last epochs settle instead of hopping between checkpoints of different quality
+    lr_schedule: str = "constant"
     grad_clip: float = 1.0  # max global gradient norm
     max_epochs: int = 400  # with recovery demonstrations the validation loss still improved after 200
     patience: int = 60  # early stopping: epochs without a better validation loss (noisy with recovery data)
@@ -140,6 +146,8 @@ class TrainConfig:
             raise bad("regulariser", f"one of {list(REGULARISERS)}")
         if self.cell not in CELLS:
             raise bad("cell", f"one of {list(CELLS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise bad("lr_schedule", f"one of {list(LR_SCHEDULES)}")
         if self.device not in DEVICES:
             raise bad("device", f"one of {list(DEVICES)}")
         for name in ("hidden_size", "encoder_size", "seq_len", "batch_size", "max_epochs"):

@@ -43,7 +43,7 @@ from vand_ros.learning.actions import (
     previous_targets,
 )
 from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
-from vand_ros.learning.config import TrainConfig
+from vand_ros.learning.config import LR_FINAL, TrainConfig
 from vand_ros.learning.diagnostics import copycat, teacher_forced_commands
 from vand_ros.learning.distributed import Distributed
 from vand_ros.learning.policy import DrawMaker, Policy
@@ -166,6 +166,14 @@ def evaluate(
             mse_sum += float((((out.mean - target) ** 2).mean(-1) * target_valid).sum())
             count += float(target_valid.sum())
     return {"nll": nll_sum / max(count, 1.0), "mse": mse_sum / max(count, 1.0)}
+
+
+def lr_factor(schedule: str, step: int, planned_steps: int) -> float:
+    """The learning rate at optimiser `step`, as a fraction of TrainConfig.lr (config.LR_SCHEDULES)."""
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, step / max(1, planned_steps))
+    return LR_FINAL + (1.0 - LR_FINAL) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _scale_stats(values: Tensor, prefix: str) -> dict[str, float]:
@@ -306,7 +314,7 @@ def train(
     windows = sum(
         math.ceil(max(len(e) for e in train_eps[i : i + cfg.batch_size]) / cfg.seq_len)
         for i in range(0, len(train_eps), cfg.batch_size)
-    )  # approximate (batches are reshuffled); used only for the warm-up length
+    )  # approximate (batches are reshuffled); used for the beta warm-up and the lr schedule
     planned_steps = max(1, cfg.max_epochs * windows)
     warmup_steps = cfg.beta_warmup * planned_steps
 
@@ -374,6 +382,8 @@ def train(
                         break
                     draws = drawer.window(B, min(cfg.seq_len, T - start), device)
                     beta = cfg.beta * (min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0)
+                    for group in optimiser.param_groups:
+                        group["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, step, planned_steps)
                     optimiser.zero_grad(set_to_none=True)
                     if local:
                         out = policy(
@@ -412,6 +422,7 @@ def train(
                     "val_mse": val["mse"],
                     "beta": cfg.beta * (min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0),
                     "steps": step,
+                    "lr": optimiser.param_groups[0]["lr"],
                     "seconds": time.perf_counter() - t0,
                     **_scale_stats(policy.sigma(), "sigma"),
                     **_scale_stats(policy.rho(), "rho"),
