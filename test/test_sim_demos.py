@@ -252,3 +252,55 @@ def test_perturbation_presets_and_validation() -> None:
         Perturbation.preset("shake")
     with pytest.raises(VandError):
         Perturbation(dart_arm=-1.0)
+
+
+def test_switch_demonstrations_switch_instruction_and_demonstrator_mid_episode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--switch`: the bag starts as the behaviour's switch_from behaviour, switches at a whole second in
+    SWITCH_TIMES, and the dataset builder cuts it into two episodes, the second the behaviour started
+    mid-course, which the demonstrator completes (scored from the switch, as the `switch` condition is)."""
+    from vand_ros.data.builder import extract_bag
+    from vand_ros.data.config import DataConfig
+    from vand_ros.errors import VandError
+    from vand_ros.evaluation.closed_loop import trajectory_from_bag
+    from vand_ros.evaluation.evaluate import reference_from_bags
+    from vand_ros.evaluation.metrics import SuccessConfig, evaluate_trajectory
+
+    args = ["demos", "--behaviour", "all", "--episodes", "1", "--seed", "3", "--out", str(tmp_path / "sw")]
+    assert cli.main([*args, "--switch"]) == 0
+    written = sorted(p.name for p in (tmp_path / "sw").iterdir())
+    assert written == ["patrol_000", "visit_abc_000", "visit_cba_000"]  # wipe has no switch_from
+    first, switch = D.make_switch("patrol", 3, 0)
+    assert first.behaviour == "visit_abc" and switch.then.behaviour == "patrol"
+    assert switch.at == int(switch.at) and D.SWITCH_TIMES[0] <= switch.at <= D.SWITCH_TIMES[1]
+    assert first.start_base == D.make("visit_abc", D.episode_rng(3, 0, "visit_abc")).start_base
+
+    bag = read_bag(tmp_path / "sw" / "patrol_000")
+    words = [(t / 1e9, m.data) for t, m in bag[robot.TOPICS.instruction]]
+    assert {w for t, w in words if t < switch.at} == {"visit_abc"}
+    assert {w for t, w in words if t >= switch.at} == {"patrol"}
+    assert min(t for t, w in words if w == "patrol") == pytest.approx(switch.at)  # sent at the switch
+    assert words[-1][0] == pytest.approx(switch.at + switch.then.duration - 1, abs=1.0)  # then a full episode
+
+    episodes = extract_bag(tmp_path / "sw" / "patrol_000", DataConfig()).episodes
+    assert [e.behaviour for e in episodes] == ["visit_abc", "patrol"]
+    after = episodes[1]
+    assert len(after) / robot.RATES.control == pytest.approx(switch.then.duration, abs=0.5)
+
+    traj = trajectory_from_bag(tmp_path / "sw" / "patrol_000")
+    traj.meta.update(behaviour="patrol", measure_from=switch.at)
+    clean = reference_from_bags([_clean_patrol(tmp_path)])["patrol"]  # judged from the switch on
+    metrics = evaluate_trajectory(traj, clean, SuccessConfig())
+    assert metrics.success, (metrics.failures, metrics.values)
+    assert cli.main(["demos", "--behaviour", "wipe", "--switch", "--out", str(tmp_path / "w")]) == 1
+    assert "no switch_from" in capsys.readouterr().err
+    with pytest.raises(VandError, match="switch_from"):
+        D.make_switch("wipe", 3, 0)
+
+
+def _clean_patrol(tmp_path: Path) -> Path:
+    out = tmp_path / "clean"
+    args = ["demos", "--behaviour", "patrol", "--episodes", "2", "--seed", "3", "--out", str(out)]
+    assert cli.main(args) == 0
+    return out

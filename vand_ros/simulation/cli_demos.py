@@ -8,6 +8,11 @@ running `vand-ros sim --demonstrator NAME` over DDS. Episode e of seed S uses th
 simulation adds correlated noise to the executed commands and/or pushes the robot mid-episode, the
 scripted demonstrator reacts in closed loop, and the bag records its clean commands as the actions.
 Deterministic from the seed; same task parameters as the clean episode with the same seed and index.
+
+`--switch` writes switch demonstrations (`simulation.demonstrators.make_switch`): each episode starts as
+the behaviour's `switch_from` behaviour and switches to the behaviour at a whole second in 3-15 s, what
+the evaluation's `switch` condition asks of a policy; behaviours without a `switch_from` (wipe) are
+skipped. Combines with `--perturb`.
 """
 
 from __future__ import annotations
@@ -53,15 +58,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "learned arm motion when large, the base's teaches the visits' approaches (docs/learnability.md)",
     )
     parser.add_argument("--pushes", type=int, default=2, help="pushes per episode with --perturb *push")
+    parser.add_argument(
+        "--switch",
+        action="store_true",
+        help="start as the behaviour's switch_from behaviour and switch to it mid-episode (not for wipe)",
+    )
 
 
 def write_episode(
     behaviour: str, seed: int, episode: int, path: Path, storage: str = "mcap", compress: bool = False,
     duration: float = 0.0, with_clock: bool = False, perturbation: Perturbation | None = None,
+    switch: bool = False,
 ) -> int:  # fmt: skip
     """Simulate one demonstration and write it to the bag `path`; returns the number of messages.
 
-    With an active `perturbation`, the episode is a recovery demonstration (module docstring)."""
+    With an active `perturbation`, the episode is a recovery demonstration; with `switch`, a switch
+    demonstration, as long as the switch time plus the behaviour's episode (module docstring)."""
     from vand_ros.data.bag_writer import BagWriter
     from vand_ros.simulation import demonstrators as D
     from vand_ros.simulation import perturb as P
@@ -69,13 +81,16 @@ def write_episode(
     from vand_ros.simulation.physics import Sim
     from vand_ros.simulation.runner import Runner
 
-    demo = D.make(behaviour, D.episode_rng(seed, episode, behaviour))
-    length = duration or demo.duration
+    demo: D.Demonstrator = D.make(behaviour, D.episode_rng(seed, episode, behaviour))
+    handover = None
+    if switch:
+        demo, handover = D.make_switch(behaviour, seed, episode)
+    length = duration or (handover.at + handover.then.duration if handover else demo.duration)
     disturber = None
     if perturbation is not None and perturbation.active:
         disturber = P.Disturber(perturbation, length, P.rng(seed, episode, behaviour))
     with BagWriter(path, storage=storage, compress=compress) as bag:
-        runner = Runner(Sim(), BagSink(bag, with_clock=with_clock), demo, disturber)
+        runner = Runner(Sim(), BagSink(bag, with_clock=with_clock), demo, disturber, handover)
         runner.start()
         runner.run(length)
         return bag.count
@@ -88,6 +103,12 @@ def run(args: argparse.Namespace) -> int:
         )
     perturbation = Perturbation.preset(args.perturb, args.dart_scale, args.pushes, args.dart_base_scale)
     behaviours = robot.BEHAVIOURS if args.behaviour == "all" else (args.behaviour,)
+    if args.switch:
+        from vand_ros.simulation.behaviours import spec
+
+        if not any(spec(b).switch_from for b in behaviours):
+            raise VandError(f"--switch: {args.behaviour} has no switch_from behaviour to switch from")
+        behaviours = tuple(b for b in behaviours if spec(b).switch_from)
     out = Path(args.out)
     for behaviour in behaviours:
         for ep in range(args.first_episode, args.first_episode + args.episodes):
@@ -95,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             n = write_episode(
                 behaviour, args.seed, ep, path, args.storage, args.compress, args.duration, args.with_clock,
-                perturbation,
+                perturbation, args.switch,
             )  # fmt: skip
             print(f"{path}: {n} messages in {time.perf_counter() - t0:.2f} s")
     return 0

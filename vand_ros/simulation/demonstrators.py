@@ -41,6 +41,12 @@ driving (rounds 7 and 9): before, the base turned and translated at once, and on
 where to stop was not observable; the policies drove over the station. Facing it first, the approach is
 guided by what the camera sees. It pays off only without the measured twist in the policy's input
 (`TrainConfig.base_twist_input`): with it, the policies copied the standstill of the turn's start.
+
+Switch demonstrations (`make_switch`, `vand-ros demos --switch`): an episode starts as the behaviour's
+`switch_from` behaviour and switches to it at a whole second in SWITCH_TIMES; from then on the behaviour's
+demonstrator acts from where the robot stands (a fresh episode, its clock restarted). The dataset builder
+splits such a bag at the instruction change, so the second part is an episode of the behaviour started
+mid-course, as the node starts it after a switch (its recurrent state is reset on an instruction change).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vand_ros import robot
+from vand_ros.errors import VandError
 from vand_ros.simulation import kinematics as K
 from vand_ros.simulation import model as M
 from vand_ros.simulation.behaviours import ARM_START_RANGE, spec
@@ -264,6 +271,31 @@ class Visit:
 
 
 Demonstrator = Wipe | Patrol | Visit
+
+
+@dataclass(frozen=True)
+class Switch:
+    """An instruction switch within a demonstration (the evaluation's `switch` condition, demonstrated):
+    at `at` [s] the episode's demonstrator hands over to `then`, which starts where the robot stands, as
+    the reference demonstrator of the evaluation does (evaluation.closed_loop.DemonstratorPolicy)."""
+
+    at: float
+    then: Demonstrator
+
+
+SWITCH_TIMES = (3, 15)  # [s] switch demonstrations switch at a whole second in this range
+
+
+def make_switch(behaviour: str, seed: int, episode: int) -> tuple[Demonstrator, Switch]:
+    """Episode `episode` of a switch demonstration of `behaviour`: its `switch_from` behaviour's
+    demonstrator first (that behaviour's episode parameters), then `behaviour`'s at a drawn whole second."""
+    first = spec(behaviour).switch_from
+    if not first:
+        raise VandError(f"behaviour {behaviour!r} has no switch_from: there is no switch to demonstrate")
+    rng = np.random.default_rng([seed, episode, robot.BEHAVIOURS.index(behaviour), 1])  # its own stream
+    at = float(rng.integers(SWITCH_TIMES[0], SWITCH_TIMES[1] + 1))
+    then = make(behaviour, episode_rng(seed, episode, behaviour))
+    return make(first, episode_rng(seed, episode, first)), Switch(at, then)
 
 
 def make(behaviour: str, rng: np.random.Generator) -> Demonstrator:

@@ -9,11 +9,15 @@ ticks with a demonstrator) instruction, arm command and cmd_vel, all stamped wit
 With a `perturb.Disturber` (recovery data, `vand-ros demos --perturb`), on control ticks the due pushes
 displace the robot before anything is measured, and the demonstrator's command is executed with noise
 added while the sink still gets the clean command (the label).
+
+With a `demonstrators.Switch` (`vand-ros demos --switch`), at the first control tick at or after its time
+the demonstrator is replaced by the switch's, started from the measured pose and joints with its clock at
+zero, and the new instruction goes out at that tick (then at 1 Hz again).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -70,17 +74,20 @@ class Runner:
         sink: Sink,
         demonstrator: D.Demonstrator | None = None,
         disturber: Disturber | None = None,
+        switch: D.Switch | None = None,
     ) -> None:
         self.sim, self.sink, self.demo = sim, sink, demonstrator
         self.disturber = disturber
+        self.switch = switch if demonstrator is not None else None
         self.memory = D.Memory()
+        self.t0 = 0.0  # [s] sim time at which the acting demonstrator's episode began
         self.p = PERIODS
 
     def start(self) -> None:
         """Reset the sim to the demonstrator's start state (if any) at t = 0."""
         if self.demo is not None:
             self.sim.reset(self.demo.start_base, self.demo.start_arm)
-        self.memory = D.Memory()
+        self.memory, self.t0 = D.Memory(), 0.0
 
     def due(self, k: int) -> bool:
         p = self.p
@@ -107,9 +114,15 @@ class Runner:
         if k % p.features == 0:
             sink.features(ns, sim.features())
         if self.demo is not None and k % p.control == 0:
-            if k % p.instruction == 0:
+            switched = self.switch is not None and ns / 1e9 >= self.switch.at - 1e-9
+            if switched and self.switch is not None:
+                odom = sim.odom()
+                start = (odom.x, odom.y, odom.yaw)
+                self.demo = replace(self.switch.then, start_base=start, start_arm=sim.joint_positions())
+                self.memory, self.t0, self.switch = D.Memory(), ns / 1e9, None
+            if k % p.instruction == 0 or switched:
                 sink.instruction(ns, self.demo.behaviour)
-            obs = D.Observation(ns / 1e9, sim.joint_positions(), sim.odom())
+            obs = D.Observation(ns / 1e9 - self.t0, sim.joint_positions(), sim.odom())
             cmd, self.memory = self.demo.act(obs, self.memory)
             sim.set_arm_targets(cmd.arm)
             clean = sim.arm_targets()  # clamped to the joint limits, as executed without noise
