@@ -194,6 +194,16 @@ def test_controller_drives_the_sim_and_holds_on_faults_then_recovers(system: tup
     relay.spin_until(lambda: relay.state() == "running", 30.0, "recovery with a new sim")
     assert int(relay.diag[-1]["state resets"]) >= 2, "a fault longer than fault_reset_time resets the state"
 
+    # Ctrl-C while commanding: the node exits by itself (not killed) and its last commands hold the arm
+    # and stop the base. Its signal handler only requests the stop: a KeyboardInterrupt raised into rclpy
+    # while it converted a message was once swallowed, and the node spun on until killed.
+    relay.spin_for(0.5)
+    assert stop_process(procs["controller"], timeout=5.0) == "stopped"
+    assert procs["controller"].returncode == 0
+    relay.spin_for(0.5)
+    np.testing.assert_array_equal(relay.cmd[-1], np.zeros(3))
+    np.testing.assert_allclose(relay.arm[-1], relay.joints[-1], atol=0.05)
+
 
 def test_the_lifecycle_services_drive_the_controller_from_another_process(
     tiny_policy: Path, ros_domain: int, tmp_path: Path

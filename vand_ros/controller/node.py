@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -436,23 +437,31 @@ def _executor(kind: str) -> Any:
     return SingleThreadedExecutor()
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+# Set by SIGINT/SIGTERM; the spin loop ends at its next turn (at most one 0.5 s spin later). The handler
+# must not raise: a KeyboardInterrupt raised while rclpy converts a received message for a callback comes
+# out of spin_once as pybind11's "unable to convert" RuntimeError, which is dropped as a bad message, and
+# the node spun on until `vand-ros run` killed it (seen in CI on 2026-12-03), skipping its last commands.
+STOP = threading.Event()
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    STOP.set()
 
 
 def main(args: list[str] | None = None) -> int:
     # Our own SIGINT/SIGTERM handling: rclpy's would shut the context down first, and the node could no
     # longer send the hold and the zero twist that must be its last commands.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    STOP.clear()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _interrupt)
+        signal.signal(sig, _request_stop)
     node = None
     code = 0
     try:
         node = ControllerNode()
         executor = _executor(node.cfg.executor)
         executor.add_node(node)
-        while rclpy.ok():
+        while rclpy.ok() and not STOP.is_set():
             spin_once(executor, 0.5, node.get_logger())
     except VandError as err:
         print(f"controller_node: error: {err}", file=sys.stderr)
