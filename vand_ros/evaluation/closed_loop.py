@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,7 @@ class DemonstratorPolicy:
         odom = self.sim.odom()
         if word != self._word:
             fresh = D.make(word, D.episode_rng(self.episode_seed, 0, word))
-            self.demo = replace(fresh, start_base=(odom.x, odom.y, odom.yaw), start_arm=joints.copy())
+            self.demo = D.restarted(fresh, odom, joints)
             self.memory, self._t0, self._word = D.Memory(), now, word
         t0 = now if self._t0 is None else self._t0
         cmd, self.memory = self.demo.act(D.Observation(now - t0, joints, odom), self.memory)

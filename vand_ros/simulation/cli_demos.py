@@ -81,10 +81,12 @@ def write_episode(
     from vand_ros.simulation.physics import Sim
     from vand_ros.simulation.runner import Runner
 
-    demo: D.Demonstrator = D.make(behaviour, D.episode_rng(seed, episode, behaviour))
-    handover = None
+    demo: D.Demonstrator
+    handover: D.Switch | None
     if switch:
         demo, handover = D.make_switch(behaviour, seed, episode)
+    else:
+        demo, handover = D.make(behaviour, D.episode_rng(seed, episode, behaviour)), None
     length = duration or (handover.at + handover.then.duration if handover else demo.duration)
     disturber = None
     if perturbation is not None and perturbation.active:

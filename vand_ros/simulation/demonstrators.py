@@ -283,6 +283,11 @@ class Switch:
     then: Demonstrator
 
 
+def restarted(demo: Demonstrator, odom: Odom, joints: np.ndarray) -> Demonstrator:
+    """`demo` as a fresh episode started where the robot stands (after an instruction switch)."""
+    return replace(demo, start_base=(odom.x, odom.y, odom.yaw), start_arm=np.array(joints, dtype=float))
+
+
 SWITCH_TIMES = (3, 15)  # [s] switch demonstrations switch at a whole second in this range
 
 

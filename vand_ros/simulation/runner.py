@@ -17,7 +17,7 @@ zero, and the new instruction goes out at that tick (then at 1 Hz again).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -114,12 +114,10 @@ class Runner:
         if k % p.features == 0:
             sink.features(ns, sim.features())
         if self.demo is not None and k % p.control == 0:
-            switched = self.switch is not None and ns / 1e9 >= self.switch.at - 1e-9
-            if switched and self.switch is not None:
-                odom = sim.odom()
-                start = (odom.x, odom.y, odom.yaw)
-                self.demo = replace(self.switch.then, start_base=start, start_arm=sim.joint_positions())
-                self.memory, self.t0, self.switch = D.Memory(), ns / 1e9, None
+            switched = False
+            if self.switch is not None and ns / 1e9 >= self.switch.at - 1e-9:
+                self.demo = D.restarted(self.switch.then, sim.odom(), sim.joint_positions())
+                self.memory, self.t0, self.switch, switched = D.Memory(), ns / 1e9, None, True
             if k % p.instruction == 0 or switched:
                 sink.instruction(ns, self.demo.behaviour)
             obs = D.Observation(ns / 1e9 - self.t0, sim.joint_positions(), sim.odom())
