@@ -163,6 +163,43 @@ def test_the_cosine_schedule_decays_the_learning_rate_to_its_floor(periodic: Pat
         TrainConfig(lr_schedule="step")
 
 
+def test_the_weight_average_is_validated_and_kept_without_changing_the_training(
+    periodic: Path, tmp_path: Path
+) -> None:
+    """ema_decay > 0: the optimiser's trajectory is the same as without it (same training losses), but the
+    validation loss, the selection and the checkpoint are those of the averaged weights."""
+    from vand_ros.learning.averaging import WeightAverage
+
+    ds = Dataset.load(periodic)
+    cfg = TrainConfig(hidden_size=8, encoder_size=8, max_epochs=5, patience=10, lr=2e-2)
+    plain = train(ds, cfg, tmp_path / "plain", progress=False)
+    averaged = train(ds, replace(cfg, ema_decay=0.9), tmp_path / "ema", progress=False)
+    assert [r["train_nll"] for r in averaged.history] == [r["train_nll"] for r in plain.history]
+    assert [r["val_loss"] for r in averaged.history] != [r["val_loss"] for r in plain.history]
+    kept = Checkpoint.load(averaged.checkpoint)
+    assert kept.config.ema_decay == 0.9
+    assert evaluate(kept.build_policy(), list(ds.val))["nll"] == pytest.approx(
+        averaged.best_val_loss, rel=1e-5
+    )
+
+    # The average itself: warm-up decay, then an exponential average of the live weights; 0 = the live policy.
+    live = Checkpoint.load(plain.checkpoint).build_policy()
+    assert WeightAverage(live, 0.0).policy is live
+    average = WeightAverage(live, 0.5)
+    first = [p.detach().clone() for p in average.policy.parameters()]
+    with torch.no_grad():
+        for p in live.parameters():
+            p.add_(1.0)
+    average.update(live)  # rate min(0.5, 1 / 10) = 0.1: 90 % of the new weights
+    for a, p0 in zip(average.policy.parameters(), first, strict=True):
+        assert torch.allclose(a, p0 + 0.9)
+    assert average.rate() == pytest.approx(2 / 11)  # warming up towards the decay
+    average.updates = 1000
+    assert average.rate() == 0.5
+    with pytest.raises(VandError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
+
+
 def test_cuda_is_honoured_or_refused_clearly(periodic: Path, tmp_path: Path) -> None:
     ds = Dataset.load(periodic)
     cfg = TrainConfig(smoke=True, device="cuda")
@@ -247,11 +284,12 @@ def test_a_config_written_before_the_action_fields_loads_as_it_was_trained() -> 
         old.pop(key)
     for key in ("base_deadband", "base_deadband_angular", "select_every", "train_episodes"):
         old.pop(key)
-    for key in ("base_twist_input", "base_twist_noise", "previous_noise", "previous_shift"):
+    for key in ("base_twist_input", "base_twist_noise", "previous_noise", "previous_shift", "ema_decay"):
         old.pop(key)
     cfg = TrainConfig.from_dict(old)
     assert cfg.action_representation == "absolute" and not cfg.action_spec.has_deadband
     assert cfg.base_twist_input == "measured"  # the models before it saw the twist
+    assert cfg.ema_decay == 0.0  # and kept their live weights
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()  # today's configs round-trip
 
 

@@ -46,6 +46,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "previous_noise": 0.0,
     "previous_shift": 0.0,
     "lr_schedule": "constant",
+    "ema_decay": 0.0,
 }
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
 BASE_TWIST_INPUTS: tuple[str, ...] = ("measured", "none")
@@ -100,6 +101,9 @@ class TrainConfig:
     # "constant" lr, or "cosine": from lr down to LR_FINAL * lr over the planned optimiser steps
     # (max_epochs), so the last epochs settle instead of hopping between checkpoints of different quality
     lr_schedule: str = "constant"
+    # Exponential moving average of the weights (learning.averaging): the averaged policy is the one
+    # validated, selected and saved; per optimiser step, so 0.998 averages over about 500 steps (0 = off)
+    ema_decay: float = 0.0
     grad_clip: float = 1.0  # max global gradient norm
     max_epochs: int = 400  # with recovery demonstrations the validation loss still improved after 200
     patience: int = 60  # early stopping: epochs without a better validation loss (noisy with recovery data)
@@ -183,6 +187,8 @@ class TrainConfig:
         for name in ("lr", "grad_clip", "sigma_init", "temperature"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise bad(name, "a finite number > 0")
+        if not 0 <= self.ema_decay < 1:
+            raise bad("ema_decay", "a number in [0, 1) (0 = off)")
         if not 0 <= self.beta_warmup <= 1:
             raise bad("beta_warmup", "a fraction in [0, 1]")
         if not 0 < self.rho_max < 1:

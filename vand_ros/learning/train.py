@@ -9,7 +9,9 @@ episode of the batch, and walked in windows of `seq_len` steps; the state is car
 with beta_t ramping linearly from 0 over the first `beta_warmup` of the planned optimiser steps. The
 validation loss (early stopping, best checkpoint) is the NLL on the validation episodes, run whole from a
 zero state in `deterministic` execution mode (eps = 0, masks at their means): the same number for every
-regulariser, and no sampling noise in the model selection. A run directory holds:
+regulariser, and no sampling noise in the model selection. With `ema_decay` > 0 the policy validated, selected
+and saved is the moving average of the weights (learning.averaging), not the optimiser's live weights.
+A run directory holds:
 
     checkpoint.pt   the best policy (Checkpoint)        history.json   per-epoch numbers
     summary.json    the training summary, with the copycat diagnostic (learning.diagnostics)
@@ -42,6 +44,7 @@ from vand_ros.learning.actions import (
     previous_offset_std,
     previous_targets,
 )
+from vand_ros.learning.averaging import WeightAverage
 from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
 from vand_ros.learning.config import LR_FINAL, TrainConfig
 from vand_ros.learning.diagnostics import copycat, teacher_forced_commands
@@ -303,6 +306,8 @@ def train(
     )
     act_std = torch.from_numpy(ds.stats.act_std).to(device)
     params = [p for p in policy.parameters() if p.requires_grad]
+    average = WeightAverage(policy, cfg.ema_decay)  # average.policy is validated and kept
+    kept = average.policy
     weight_decay = cfg.gal_weight_decay if cfg.regulariser == "gal" else 0.0
     optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=weight_decay)
     shuffle = torch.Generator().manual_seed(cfg.seed + 1)
@@ -325,7 +330,7 @@ def train(
     best = (math.inf, -1)
     lowest, stale = math.inf, 0
     step = 0
-    selector = _Selector(cfg, validator, lambda: _snapshot(policy, ds, stats))
+    selector = _Selector(cfg, validator, lambda: _snapshot(kept, ds, stats))
     bar = tqdm(
         range(1, cfg.max_epochs + 1),
         desc=f"train {cfg.regulariser}/{cfg.cell}",
@@ -404,6 +409,7 @@ def train(
                     dist.sum_gradients(params)
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                     optimiser.step()
+                    average.update(policy)
                     step += 1
                     nll_w, reg_w = (float(x) for x in dist.sum(sums_local[:2].clone()))
                     n = float(counts[1])
@@ -411,7 +417,7 @@ def train(
                     sums["reg"] += reg_w * n
                     sums["loss"] += (nll_w + beta * reg_w) * n
                     sums["n"] += n
-            val = evaluate(policy, val_eps, seed=cfg.seed)
+            val = evaluate(kept, val_eps, seed=cfg.seed)
             with torch.no_grad():
                 record: dict[str, Any] = {
                     "epoch": epoch,
@@ -424,8 +430,8 @@ def train(
                     "steps": step,
                     "lr": optimiser.param_groups[0]["lr"],
                     "seconds": time.perf_counter() - t0,
-                    **_scale_stats(policy.sigma(), "sigma"),
-                    **_scale_stats(policy.rho(), "rho"),
+                    **_scale_stats(kept.sigma(), "sigma"),
+                    **_scale_stats(kept.rho(), "rho"),
                 }
             if not all(math.isfinite(x) for x in (record["train_loss"], record["val_loss"])):
                 raise VandError(
@@ -443,7 +449,7 @@ def train(
             if dist.main and selector.consider(epoch, record, last):
                 best = (record["val_loss"], epoch)
                 Checkpoint.from_policy(
-                    policy,
+                    kept,
                     ds.layout,
                     ds.control_rate,
                     stats,
