@@ -236,6 +236,30 @@ def test_perturbed_demonstrations_record_clean_commands_while_the_robot_is_distu
     assert ee_z.min() > M.TABLE_HEIGHT + M.EE_RADIUS - 0.03
 
 
+def test_delayed_demonstrations_execute_each_command_late_and_record_it_at_its_tick(tmp_path: Path) -> None:
+    """`--max-delay`: the episode's drawn latency shifts the executed motion, not the recorded labels."""
+    from vand_ros.simulation import perturb as P
+
+    base = ["demos", "--behaviour", "wipe", "--episodes", "1", "--seed", "3", "--duration", "6"]
+    assert cli.main([*base, "--out", str(tmp_path / "clean")]) == 0
+    assert cli.main([*base, "--max-delay", "0.04", "--out", str(tmp_path / "late")]) == 0
+    clean, late = (read_bag(tmp_path / n / "wipe_000") for n in ("clean", "late"))
+    delay = P.Disturber(P.Perturbation(max_delay=0.04), 6.0, P.rng(3, 0, "wipe")).delay
+    assert delay == pytest.approx(0.03)  # drawn from {0, 0.01, ..., 0.04} for this seed and episode
+    # The wipe's commands depend on time only: the labels are the clean episode's, at the same stamps.
+    for topic in (robot.TOPICS.arm_command, robot.TOPICS.cmd_vel):
+        assert [t for t, _ in late[topic]] == [t for t, _ in clean[topic]]
+    np.testing.assert_array_equal(
+        [m.data for _, m in late[robot.TOPICS.arm_command]],
+        [m.data for _, m in clean[robot.TOPICS.arm_command]],
+    )
+    # The joints (100 Hz) follow them `delay` later: the clean motion shifted by 3 samples fits best.
+    qc, ql = (np.array([m.position for _, m in b[robot.TOPICS.joint_states]]) for b in (clean, late))
+    assert np.abs(ql - qc).max() > 0.01
+    errors = [float(np.abs(ql[50 + s :] - qc[50 : len(qc) - s]).max()) for s in range(6)]
+    assert int(np.argmin(errors)) == 3 and errors[3] < 1e-3 < errors[0], errors
+
+
 def test_perturbation_presets_and_validation() -> None:
     from vand_ros.errors import VandError
     from vand_ros.simulation.perturb import Perturbation
@@ -252,6 +276,9 @@ def test_perturbation_presets_and_validation() -> None:
         Perturbation.preset("shake")
     with pytest.raises(VandError):
         Perturbation(dart_arm=-1.0)
+    assert Perturbation.preset("none", max_delay=0.02).active
+    with pytest.raises(VandError, match="one control period"):
+        Perturbation(max_delay=0.05)
 
 
 def test_switch_demonstrations_switch_instruction_and_demonstrator_mid_episode(

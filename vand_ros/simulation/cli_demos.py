@@ -13,6 +13,9 @@ Deterministic from the seed; same task parameters as the clean episode with the 
 the behaviour's `switch_from` behaviour and switches to the behaviour at a whole second in 3-15 s, what
 the evaluation's `switch` condition asks of a policy; behaviours without a `switch_from` (wipe) are
 skipped. Combines with `--perturb`.
+
+`--max-delay S` executes every command of an episode a delay after its tick (latency, as over DDS), drawn
+per episode in 10 ms steps from [0, S]; the bag records the command at its tick. Combines with the others.
 """
 
 from __future__ import annotations
@@ -59,6 +62,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pushes", type=int, default=2, help="pushes per episode with --perturb *push")
     parser.add_argument(
+        "--max-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="execute commands late by a per-episode delay drawn in 10 ms steps from [0, S] (S < 0.05 s)",
+    )
+    parser.add_argument(
         "--switch",
         action="store_true",
         help="start as the behaviour's switch_from behaviour and switch to it mid-episode (not for wipe)",
@@ -103,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
         raise VandError(
             f"--episodes {args.episodes} --first-episode {args.first_episode}: expected >= 1, >= 0"
         )
-    perturbation = Perturbation.preset(args.perturb, args.dart_scale, args.pushes, args.dart_base_scale)
+    perturbation = Perturbation.preset(
+        args.perturb, args.dart_scale, args.pushes, args.dart_base_scale, args.max_delay
+    )
     behaviours = robot.BEHAVIOURS if args.behaviour == "all" else (args.behaviour,)
     if args.switch:
         from vand_ros.simulation.behaviours import spec

@@ -17,6 +17,12 @@ break that shortcut and show states off the demonstrated path with the demonstra
   `push_base` [m] in a random direction and up to `push_yaw` [rad]; nothing is commanded, the demonstrator
   recovers (the closed-loop ones steer back; the time-indexed wipe resumes its stroke).
 
+- command latency (`max_delay` [s], below one control period): every command of the episode reaches the
+  robot the same delay after its tick, a whole number of DELAY_STEP drawn per episode from [0, max_delay],
+  as transport latency over DDS delays it; the bag records the command at its tick, as the robot's
+  recorder does. A policy trained on clean timing only saw joints that answer a command within one tick,
+  and its stroke died under 5-20 ms of latency (docs/learnability.md, round 10).
+
 Everything is drawn from `rng(seed, episode, behaviour)`, a stream independent of the episode parameters,
 so a perturbed episode has the same task parameters as the clean episode of the same seed and index, and
 replays identically. Bags keep their format: only the motion differs.
@@ -33,6 +39,7 @@ from vand_ros import robot
 from vand_ros.errors import VandError
 
 PRESETS: tuple[str, ...] = ("none", "dart", "push", "dart+push")
+DELAY_STEP = 1.0 / robot.RATES.joint_states  # [s] the sim's finest event step: delays are whole multiples
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class Perturbation:
     push_yaw: float = 0.25  # [rad] max
     push_after: float = 2.5  # [s] no push before this
     push_before: float = 3.0  # [s] and none this close to the end
+    max_delay: float = 0.0  # [s] command latency drawn per episode from [0, max_delay] in DELAY_STEPs
 
     def __post_init__(self) -> None:
         values = (self.dart_arm, *self.dart_base, self.push_arm, self.push_base, self.push_yaw)
@@ -55,17 +63,30 @@ class Perturbation:
             raise VandError(f"perturbation magnitudes must be finite and >= 0, found {self}")
         if not self.tau > 0 or self.pushes < 0:
             raise VandError(f"perturbation: expected tau > 0 and pushes >= 0, found {self}")
+        period = 1.0 / robot.RATES.control
+        if not (math.isfinite(self.max_delay) and 0 <= self.max_delay < period):
+            raise VandError(
+                f"command delay {self.max_delay} s: expected 0 <= delay < one control period ({period} s)"
+            )
 
     @property
     def active(self) -> bool:
-        return self.dart_arm > 0 or any(v > 0 for v in self.dart_base) or self.pushes > 0
+        return (
+            self.dart_arm > 0 or any(v > 0 for v in self.dart_base) or self.pushes > 0 or self.max_delay > 0
+        )
 
     @classmethod
     def preset(
-        cls, name: str, dart_scale: float = 1.0, pushes: int = 2, dart_base_scale: float | None = None
+        cls,
+        name: str,
+        dart_scale: float = 1.0,
+        pushes: int = 2,
+        dart_base_scale: float | None = None,
+        max_delay: float = 0.0,
     ) -> Perturbation:
         """`none`, `dart` (arm 0.05 rad times `dart_scale`, base 0.05 m/s and 0.1 rad/s times
-        `dart_base_scale`, which defaults to `dart_scale`), `push` (`pushes` per episode) or `dart+push`."""
+        `dart_base_scale`, which defaults to `dart_scale`), `push` (`pushes` per episode) or `dart+push`;
+        any of them with commands up to `max_delay` [s] late."""
         base_scale = dart_scale if dart_base_scale is None else dart_base_scale
         if name not in PRESETS:
             raise VandError(f"unknown perturbation {name!r}; expected one of {', '.join(PRESETS)}")
@@ -74,6 +95,7 @@ class Perturbation:
             dart_arm=0.05 * dart_scale if dart else 0.0,
             dart_base=(0.05 * base_scale, 0.05 * base_scale, 0.1 * base_scale) if dart else (0.0, 0.0, 0.0),
             pushes=pushes if "push" in name else 0,
+            max_delay=max_delay,
         )
 
 
@@ -107,6 +129,9 @@ class Disturber:
             arm = gen.uniform(-p.push_arm, p.push_arm, size=len(robot.ARM_JOINTS))
             yaw = gen.uniform(-p.push_yaw, p.push_yaw)
             self.pushes.append(Push(float(t), arm, (dist * math.cos(heading), dist * math.sin(heading), yaw)))
+        # Drawn last, and only when asked: the streams of the other perturbations stay as they were.
+        steps = math.floor(p.max_delay / DELAY_STEP + 1e-9)
+        self.delay = float(gen.integers(0, steps + 1)) * DELAY_STEP if steps > 0 else 0.0  # [s]
 
     def due_pushes(self, t: float) -> list[Push]:
         """Pushes at or before time t [s] not yet returned."""

@@ -67,8 +67,9 @@ class Sim:
         mujoco.mj_forward(self.model, self.data)
 
     # ---- commands -------------------------------------------------------------------------------------
-    def set_arm_targets(self, positions: npt.ArrayLike) -> None:
-        """Position targets [rad] in robot.ARM_JOINT_NAMES order, clamped to the joint limits; held."""
+    @staticmethod
+    def clamp_arm(positions: npt.ArrayLike) -> np.ndarray:
+        """Arm targets (6,) [rad] as they would be executed: checked, and clamped to the joint limits."""
         q = np.asarray(positions, dtype=np.float64).reshape(-1)
         if q.shape != (len(robot.ARM_JOINTS),):
             raise ValueError(f"arm command has {q.size} values, expected {len(robot.ARM_JOINTS)}")
@@ -76,7 +77,11 @@ class Sim:
             raise ValueError("arm command contains NaN or Inf")
         lo = np.array([j.lower for j in robot.ARM_JOINTS])
         hi = np.array([j.upper for j in robot.ARM_JOINTS])
-        self.data.ctrl[self.ids.arm_act] = np.clip(q, lo, hi)
+        return np.clip(q, lo, hi)
+
+    def set_arm_targets(self, positions: npt.ArrayLike) -> None:
+        """Position targets [rad] in robot.ARM_JOINT_NAMES order, clamped to the joint limits; held."""
+        self.data.ctrl[self.ids.arm_act] = self.clamp_arm(positions)
 
     def set_base_twist(self, vx: float, vy: float, wz: float) -> None:
         """Base velocity in the base frame ([m/s], [m/s], [rad/s]), clamped to robot.BASE_MAX_VELOCITY."""

@@ -13,6 +13,9 @@ added while the sink still gets the clean command (the label).
 With a `demonstrators.Switch` (`vand-ros demos --switch`), at the first control tick at or after its time
 the demonstrator is replaced by the switch's, started from the measured pose and joints with its clock at
 zero, and the new instruction goes out at that tick (then at 1 Hz again).
+
+A disturber with a command delay (`--max-delay`) executes each command at the event step that delay after
+its tick (DELAY_STEP is one event step); the sink gets it at the tick.
 """
 
 from __future__ import annotations
@@ -82,12 +85,19 @@ class Runner:
         self.memory = D.Memory()
         self.t0 = 0.0  # [s] sim time at which the acting demonstrator's episode began
         self.p = PERIODS
+        self.delay_steps = round(disturber.delay * STEPS_PER_S) if disturber is not None else 0
+        if self.delay_steps % self.p.event_steps() or self.delay_steps >= self.p.control:
+            raise ValueError(
+                f"command delay of {self.delay_steps} physics steps: expected a multiple of "
+                f"{self.p.event_steps()} below one control period ({self.p.control})"
+            )
+        self.pending: list[tuple[int, np.ndarray, tuple[float, float, float]]] = []  # (step, arm, twist)
 
     def start(self) -> None:
         """Reset the sim to the demonstrator's start state (if any) at t = 0."""
         if self.demo is not None:
             self.sim.reset(self.demo.start_base, self.demo.start_arm)
-        self.memory, self.t0 = D.Memory(), 0.0
+        self.memory, self.t0, self.pending = D.Memory(), 0.0, []
 
     def due(self, k: int) -> bool:
         p = self.p
@@ -96,6 +106,8 @@ class Runner:
     def emit(self) -> None:
         """Emit everything due at the current step (call once per event step)."""
         sim, sink, p, k = self.sim, self.sink, self.p, self.sim.steps
+        while self.pending and self.pending[0][0] <= k:
+            self._execute(*self.pending.pop(0)[1:])
         if not self.due(k):
             return
         ns = sim.time_ns
@@ -122,16 +134,20 @@ class Runner:
                 sink.instruction(ns, self.demo.behaviour)
             obs = D.Observation(ns / 1e9 - self.t0, sim.joint_positions(), sim.odom())
             cmd, self.memory = self.demo.act(obs, self.memory)
-            sim.set_arm_targets(cmd.arm)
-            clean = sim.arm_targets()  # clamped to the joint limits, as executed without noise
+            clean = sim.clamp_arm(cmd.arm)  # as executed without noise
+            arm, twist = clean, cmd.twist
             if self.disturber is not None:
                 arm, twist = self.disturber.executed(clean, cmd.twist)
-                sim.set_arm_targets(arm)
-                sim.set_base_twist(*twist)
+            if self.delay_steps:
+                self.pending.append((k + self.delay_steps, arm, twist))
             else:
-                sim.set_base_twist(*cmd.twist)
+                self._execute(arm, twist)
             sink.arm_command(ns, clean)
             sink.cmd_vel(ns, cmd.twist)
+
+    def _execute(self, arm: np.ndarray, twist: tuple[float, float, float]) -> None:
+        self.sim.set_arm_targets(arm)
+        self.sim.set_base_twist(*twist)
 
     def advance(self) -> None:
         """Step the physics to the next event step."""
