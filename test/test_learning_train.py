@@ -284,13 +284,50 @@ def test_a_config_written_before_the_action_fields_loads_as_it_was_trained() -> 
         old.pop(key)
     for key in ("base_deadband", "base_deadband_angular", "select_every", "train_episodes"):
         old.pop(key)
-    for key in ("base_twist_input", "base_twist_noise", "previous_noise", "previous_shift", "ema_decay"):
+    for key in ("base_twist_input", "base_twist_noise", "previous_noise", "previous_shift"):
+        old.pop(key)
+    for key in ("ema_decay", "joint_noise"):
         old.pop(key)
     cfg = TrainConfig.from_dict(old)
     assert cfg.action_representation == "absolute" and not cfg.action_spec.has_deadband
     assert cfg.base_twist_input == "measured"  # the models before it saw the twist
     assert cfg.ema_decay == 0.0  # and kept their live weights
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()  # today's configs round-trip
+
+
+def test_joint_noise_perturbs_the_measured_joints_and_the_relative_targets_absorb_it(
+    periodic: Path, tmp_path: Path
+) -> None:
+    """`joint_noise`: noise on the joint columns of the training input only, and a relative target is taken
+    from the noisy joints, so the policy is taught the command minus the noise it measured."""
+    from vand_ros.learning.policy import Policy
+    from vand_ros.learning.train import perturb_joints, targets
+
+    ds = Dataset.load(periodic)
+    layout = ds.layout
+    J = len(layout.joint_names)
+    cfg = TrainConfig(regulariser="none", smoke=True, joint_noise=0.01)
+    policy = Policy(cfg, layout.obs_dim, layout.act_dim, ds.stats, J, layout.base_axes)
+    obs = torch.from_numpy(ds.episodes[0].obs[:20][None]).float()  # (1, 20, D)
+    act = torch.from_numpy(ds.episodes[0].act[:20][None]).float()
+    valid = torch.ones(1, 20)
+    draws = torch.randn(1, 20, J, generator=torch.Generator().manual_seed(0))
+    noisy = perturb_joints(policy, obs, draws)
+    torch.testing.assert_close(noisy[..., :J] - obs[..., :J], 0.01 * draws)
+    assert torch.equal(noisy[..., J:], obs[..., J:])  # base twist, features, instruction untouched
+    assert perturb_joints(policy, obs, None) is obs
+    clean_target, _ = targets(policy, obs, act, valid)
+    noisy_target, _ = targets(policy, noisy, act, valid)
+    raw = (clean_target - noisy_target)[:, :, 0, :J] * policy.act_std[:J]  # denormalised difference
+    torch.testing.assert_close(raw, 0.01 * draws, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(noisy_target[..., J:], clean_target[..., J:])  # the base commands are not
+
+    plain = train(ds, replace(cfg, joint_noise=0.0), tmp_path / "plain", progress=False)
+    noised = train(ds, cfg, tmp_path / "noised", progress=False)
+    assert noised.history[0]["train_nll"] != plain.history[0]["train_nll"]
+    assert Checkpoint.load(noised.checkpoint).config.joint_noise == 0.01
+    with pytest.raises(VandError, match="joint_noise"):
+        TrainConfig(joint_noise=-0.01)
 
 
 def test_changepoint_weighting_changes_the_loss_and_is_recorded(periodic: Path, tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "previous_shift": 0.0,
     "lr_schedule": "constant",
     "ema_decay": 0.0,
+    "joint_noise": 0.0,
 }
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
 BASE_TWIST_INPUTS: tuple[str, ...] = ("measured", "none")
@@ -136,6 +137,12 @@ class TrainConfig:
     # drifted and the arm that followed it), with the targets still the demonstrated ones, so the policy
     # learns to pull a drifted stroke back to where the demonstrations put it. 0 = off.
     previous_shift: float = 0.0
+    # Training only: Gaussian noise of this std [rad] on the measured joint positions the network sees, per
+    # tick, with the targets taken relative to the noisy joints (as the node decodes a relative target), so
+    # the policy learns to cancel its encoders' noise instead of passing it on to the command: with
+    # sensor noise (the `noise` condition, 0.01 rad) the relative wipe shook in 21 of 22 validation runs.
+    # 0 = off.
+    joint_noise: float = 0.0
     seed: int = 0
     device: str = "cpu"
     smoke: bool = False  # tiny run that finishes in seconds (tests)
@@ -171,6 +178,8 @@ class TrainConfig:
             raise bad("base_twist_input", f"one of {list(BASE_TWIST_INPUTS)}")
         if not math.isfinite(self.base_twist_noise) or self.base_twist_noise < 0:
             raise bad("base_twist_noise", "a finite number >= 0 (0 = off)")
+        if not math.isfinite(self.joint_noise) or self.joint_noise < 0:
+            raise bad("joint_noise", "a finite number >= 0 [rad] (0 = off)")
         for name in ("previous_noise", "previous_shift"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:

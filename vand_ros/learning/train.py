@@ -128,6 +128,17 @@ def targets(
     return policy.normalise_act(target), target_valid
 
 
+def perturb_joints(policy: Policy, obs: Tensor, draws: Tensor | None) -> Tensor:
+    """The observations (b, T, D) with cfg.joint_noise [rad] x draws (b, T, J) N(0, 1) added to the measured
+    joints (None = off). Compute the targets from the result: a relative target is then the way from the
+    noisy measurement to the demonstrated command, as the node decodes it."""
+    if draws is None:
+        return obs
+    out = obs.clone()
+    out[..., policy.joints] += policy.cfg.joint_noise * draws.to(obs)
+    return out
+
+
 def perturb_previous(policy: Policy, previous: Tensor, draws: Tensor | None) -> Tensor:
     """The previous targets (b, T, J) with cfg.previous_noise lead stds of noise (draws (b, T, J) N(0, 1),
     None = off). Training takes the targets from the result too, so the policy learns to correct it."""
@@ -314,6 +325,7 @@ def train(
     drawer = DrawMaker(cfg, ds.layout.obs_dim, "train", cfg.seed + 2)
     twist_noise = torch.Generator().manual_seed(cfg.seed + 3)  # used only when cfg.base_twist_noise > 0
     previous_noise = torch.Generator().manual_seed(cfg.seed + 4)  # only when previous_noise or _shift > 0
+    joint_noise = torch.Generator().manual_seed(cfg.seed + 5)  # only when joint_noise > 0
 
     batches_per_epoch = math.ceil(len(train_eps) / cfg.batch_size)
     windows = sum(
@@ -355,8 +367,13 @@ def train(
                 shift_draws = (
                     torch.randn((B, n_joints), generator=previous_noise) if cfg.previous_shift > 0 else None
                 )
+                joint_draws = (
+                    torch.randn((B, T, n_joints), generator=joint_noise) if cfg.joint_noise > 0 else None
+                )
                 if local:
                     obs, act, valid = pad_batch(local, device, T)  # (b, T, D), (b, T, A), (b, T)
+                    if joint_draws is not None:  # before the targets, which are relative to these joints
+                        obs = perturb_joints(policy, obs, joint_draws[dist.rows(B)])
                     previous = None  # (b, T, J): the previous targets the network sees, if it sees them
                     if policy.action.feeds_previous:
                         previous = previous_targets(obs, act, policy.joints)
