@@ -171,7 +171,7 @@ def test_the_weight_average_is_validated_and_kept_without_changing_the_training(
     from vand_ros.learning.averaging import WeightAverage
 
     ds = Dataset.load(periodic)
-    cfg = TrainConfig(hidden_size=8, encoder_size=8, max_epochs=5, patience=10, lr=2e-2)
+    cfg = TrainConfig(hidden_size=8, encoder_size=8, max_epochs=5, patience=10, lr=2e-2, ema_decay=0.0)
     plain = train(ds, cfg, tmp_path / "plain", progress=False)
     averaged = train(ds, replace(cfg, ema_decay=0.9), tmp_path / "ema", progress=False)
     assert [r["train_nll"] for r in averaged.history] == [r["train_nll"] for r in plain.history]
@@ -198,6 +198,7 @@ def test_the_weight_average_is_validated_and_kept_without_changing_the_training(
     assert average.rate() == 0.5
     with pytest.raises(VandError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+    assert TrainConfig().ema_decay == 0.998  # the default since round 14 (docs/learnability.md)
 
 
 def test_cuda_is_honoured_or_refused_clearly(periodic: Path, tmp_path: Path) -> None:
