@@ -110,11 +110,13 @@ def test_stepping_a_previous_policy_feeds_back_its_own_commands(execution: str) 
     assert float(moved.abs().max()) > 0  # the network's output moves the targets on
 
 
-def _small_policy(representation: str, chunk: int, execution: str, ep: Episode) -> Policy:
+def _small_policy(
+    representation: str, chunk: int, execution: str, ep: Episode, joint_input: str = "measured"
+) -> Policy:
     """An untrained VAND policy (H = 8) with the statistics of `ep`, in eval mode."""
     cfg = TrainConfig(
         regulariser="vand", hidden_size=8, encoder_size=8, action_representation=representation,
-        action_chunk=chunk, chunk_execution=execution, ensemble_decay=0.2,
+        action_chunk=chunk, chunk_execution=execution, ensemble_decay=0.2, joint_input=joint_input,
     )  # fmt: skip
     torch.manual_seed(0)
     stats = policy_stats(NormStats.from_episodes([ep]), [ep], cfg.action_spec, LAYOUT)
@@ -139,6 +141,90 @@ def _step_through(policy: Policy, ep: Episode) -> tuple[torch.Tensor, list[tuple
             actions.append(action[0])
             states.append(state)
     return torch.stack(actions), states, window
+
+
+@pytest.mark.parametrize("representation", ["absolute", "previous"])
+def test_a_command_input_policy_reads_the_measured_joints_only_at_reset(representation: str) -> None:
+    """joint_input "command": after the first tick the network sees the graph's own last command in the
+    joint slots, so encoder noise or a late reading cannot move the next command."""
+    ep = _episode()
+    policy = _small_policy(representation, 1, "first", ep, joint_input="command")
+    stepped, states, _ = _step_through(policy, ep)
+    noisy = ep.obs.copy()
+    noisy[1:, :2] += np.random.default_rng(3).normal(0, 0.5, noisy[1:, :2].shape)
+    again, _, _ = _step_through(policy, Episode(noisy, ep.act, ep.behaviour, ep.source))
+    torch.testing.assert_close(again, stepped)
+    for action, state in zip(stepped, states, strict=True):  # the state holds the command it sent
+        torch.testing.assert_close(state[-1][0], torch.cat([action[:2], torch.ones(1)]))
+    moved = ep.obs.copy()
+    moved[0, :2] += 0.5  # where the arm is at reset is where the commands start from
+    first, _, _ = _step_through(policy, Episode(moved, ep.act, ep.behaviour, ep.source))
+    assert float((first[0, :2] - stepped[0, :2]).abs().max()) > 1e-4
+
+
+@pytest.mark.parametrize("representation", ["absolute", "previous"])
+def test_a_rollout_with_full_feedback_is_the_execution_graph_and_without_is_teacher_forcing(
+    representation: str,
+) -> None:
+    """Policy.rollout (training with feedback): at alpha 1 it sees exactly the commands `step` sends in
+    closed loop, at alpha 0 the demonstrated previous targets, and in between their blend."""
+    ep = _episode()
+    policy = _small_policy(representation, 1, "first", ep, joint_input="command")
+    stepped, _, window = _step_through(policy, ep)
+    obs, act = torch.from_numpy(ep.obs)[None], torch.from_numpy(ep.act)[None]
+    teacher = previous_targets(obs, act, JOINTS)  # (1, T, 2)
+    with torch.no_grad():
+        out, seen, last = policy.rollout(obs, policy.init_state(1), window, teacher, None, 1.0, hard=True)
+        torch.testing.assert_close(seen[0, 1:], stepped[:-1, :2], atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(last[0], stepped[-1, :2], atol=1e-6, rtol=1e-6)
+        forced, seen0, _ = policy.rollout(obs, policy.init_state(1), window, teacher, None, 0.0, hard=True)
+        torch.testing.assert_close(seen0, teacher)
+        whole = policy(obs, policy.init_state(1), window, hard=True, previous=teacher)
+        torch.testing.assert_close(forced.mean, whole.mean, atol=1e-6, rtol=1e-6)
+        half, seen_half, _ = policy.rollout(obs, policy.init_state(1), window, teacher, None, 0.5, hard=True)
+    own = half.mean  # its own commands at alpha 0.5, decoded, are what it sees half of at the next tick
+    commands = decode(policy.denormalise_act(own[0]), obs[0], policy.action, JOINTS, None, seen_half[0])
+    torch.testing.assert_close(seen_half[0, 1:], 0.5 * commands[:-1, 0, :2] + 0.5 * teacher[0, 1:])
+    assert float((out.mean - forced.mean).abs().max()) > 1e-4  # feedback changes what it predicts
+
+
+def test_relative_targets_with_a_blended_joint_input_are_taken_from_the_blend() -> None:
+    """command_weight w: the joint slots hold w x previous command + (1 - w) x measured, and relative
+    targets are offsets from that blend, so only 1 - w of a measurement's error reaches the command."""
+    spec = ActionSpec("relative", joint_input="command", command_weight=0.75)
+    T = 5
+    act = torch.arange(T * 3, dtype=torch.float32).view(1, T, 3)
+    obs = torch.zeros(1, T, 6)
+    obs[0, :, :2] = torch.tensor([[10.0 * t, -10.0 * t] for t in range(T)])
+    previous = previous_targets(obs, act, JOINTS)
+    blend = 0.75 * previous + 0.25 * obs[..., :2]  # (1, T, 2)
+    target, _ = chunk_targets(obs, act, torch.ones(1, T), spec, JOINTS)
+    torch.testing.assert_close(target[0, :, 0, :2], act[0, :, :2] - blend[0])
+    torch.testing.assert_close(target[0, :, 0, 2], act[0, :, 2])
+    chunk = torch.randn(T, 1, 3)
+    out = decode(chunk, obs[0], spec, JOINTS, previous=previous[0])
+    torch.testing.assert_close(out[:, 0, :2], blend[0] + chunk[:, 0, :2])
+    shifted = obs[0].clone()
+    shifted[:, :2] += 1.0  # a measurement error of 1 rad moves the decoded command by 1 - w
+    moved = decode(chunk, shifted, spec, JOINTS, previous=previous[0])
+    torch.testing.assert_close(moved[:, 0, :2] - out[:, 0, :2], torch.full((T, 2), 0.25))
+    with pytest.raises(VandError, match="command_weight 1"):
+        ActionSpec("relative", joint_input="command")
+
+
+def test_training_with_feedback_needs_the_previous_targets_in_the_graph() -> None:
+    with pytest.raises(VandError, match="feedback"):
+        TrainConfig(action_representation="relative", feedback=0.5)
+    with pytest.raises(VandError, match="joint_input 'command' with representation 'relative'"):
+        TrainConfig(action_representation="relative", joint_input="command")
+    with pytest.raises(VandError, match="command_weight 0"):
+        ActionSpec("absolute", joint_input="command", command_weight=0.0)
+    with pytest.raises(VandError, match="joint_input 'camera'"):
+        ActionSpec(joint_input="camera")
+    cfg = TrainConfig(action_representation="absolute", joint_input="command", feedback=1.0)
+    assert cfg.action_spec.feeds_previous and not cfg.action_spec.sees_lead
+    assert ActionSpec.from_dict(cfg.action_spec.to_dict()) == cfg.action_spec
+    assert ActionSpec.from_dict({"representation": "previous"}).joint_input == "measured"  # older cards
 
 
 def test_temporal_ensembling_is_the_weighted_mean_of_every_prediction_for_this_tick() -> None:

@@ -87,6 +87,19 @@ ACTIONS = {
         "chunk_execution": "ensemble",
         "ensemble_decay": 0.3,
     },
+    "absolute_command_input": {"action_representation": "absolute", "joint_input": "command"},
+    "relative_command_blend": {
+        "action_representation": "relative",
+        "joint_input": "command",
+        "command_weight": 0.7,
+    },
+    "previous_command_input_chunk_ensemble": {
+        "action_representation": "previous",
+        "joint_input": "command",
+        "action_chunk": 3,
+        "chunk_execution": "ensemble",
+        "ensemble_decay": 0.3,
+    },
     "relative_deadband": {
         "action_representation": "relative",
         "base_deadband": 0.3,
@@ -135,6 +148,8 @@ def test_the_card_says_what_the_runtime_needs(tmp_path: Path) -> None:
             "ensemble_decay": 0.0,
             "base_deadband": 0.02,
             "base_deadband_angular": 0.05,
+            "joint_input": "measured",
+            "command_weight": 1.0,
         }
     )
     assert raw["package_version"] == vand_ros.__version__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import replace
@@ -466,3 +467,31 @@ def test_a_previous_policy_trains_with_its_lead_scale_and_noise_it_learns_to_cor
         TrainConfig(action_representation="previous", previous_noise=-0.1)
     with pytest.raises(VandError, match="previous_shift"):
         TrainConfig(previous_shift=0.1)
+
+
+def test_feedback_trains_on_its_own_commands_and_validates_free_running(
+    periodic: Path, tmp_path: Path
+) -> None:
+    """TrainConfig.feedback: the fraction of its own previous command the network sees ramps from 0 to
+    `feedback`; the validation loss is then that of a free-running rollout, and the config is kept."""
+    from vand_ros.learning.train import evaluate, feedback_alpha
+
+    ds = Dataset.load(periodic)
+    base = {
+        "regulariser": "none",
+        "smoke": True,
+        "action_representation": "absolute",
+        "joint_input": "command",
+    }
+    forced = train(ds, TrainConfig(**base), tmp_path / "forced", progress=False)  # type: ignore[arg-type]
+    cfg = TrainConfig(**base, feedback=1.0, feedback_warmup=0.5)  # type: ignore[arg-type]
+    fed = train(ds, cfg, tmp_path / "fed", progress=False)
+    assert fed.history[0]["train_loss"] != forced.history[0]["train_loss"]
+    policy = Checkpoint.load(fed.checkpoint).build_policy()
+    assert policy.cfg.feedback == 1.0 and policy.action.joint_input == "command"
+    val = [Episode(e.obs[:96], e.act[:96], e.behaviour, e.source) for e in ds.val[:2]]  # --smoke's
+    assert evaluate(policy, val)["nll"] == pytest.approx(fed.history[-1]["val_loss"], rel=1e-5)
+    teacher = Checkpoint.load(fed.checkpoint).build_policy()
+    teacher.cfg = dataclasses.replace(policy.cfg, feedback=0.0)  # the same weights, teacher forced
+    assert evaluate(teacher, val)["nll"] != pytest.approx(fed.history[-1]["val_loss"], rel=1e-3)
+    assert [feedback_alpha(cfg, s, 100) for s in (0, 25, 50, 80)] == [0.0, 0.5, 1.0, 1.0]

@@ -51,6 +51,39 @@ def chunk_targets(
     return target, target_valid
 
 
+def seen_obs(obs: Tensor, previous: Tensor | None, spec: ActionSpec, joints: slice) -> Tensor:
+    """The raw observation (..., D) as the network sees it: with joint_input "command", its joint slots hold
+    command_weight x the previous targets (..., J) + (1 - command_weight) x the measured joints; relative
+    targets are taken from, and decoded onto, those same slots."""
+    if spec.joint_input != "command":
+        return obs
+    if previous is None:
+        raise ValueError("a policy with the command as joint input needs the previous joint targets")
+    w = spec.command_weight
+    seen = previous if w == 1.0 else w * previous + (1.0 - w) * obs[..., joints]
+    return torch.cat([obs[..., : joints.start], seen, obs[..., joints.stop :]], dim=-1)
+
+
+def absolute_chunk_targets(act: Tensor, valid: Tensor, spec: ActionSpec) -> tuple[Tensor, Tensor]:
+    """act (B, T, A) raw, valid (B, T) -> absolute targets (B, T, K, A) raw and their valid (B, T, K)."""
+    return chunk_targets(act, act, valid, ActionSpec(chunk=spec.chunk), slice(0, 0))
+
+
+def targets_seen_from(
+    absolute: Tensor, obs: Tensor, previous: Tensor, spec: ActionSpec, joints: slice
+) -> Tensor:
+    """Absolute targets (B, T, K, A) raw -> in `spec`'s representation, taken from the previous targets the
+    network saw (B, T, J) (training with feedback: they are partly its own) and the observations (B, T, D)."""
+    if spec.representation == "absolute":
+        return absolute
+    offset = absolute.new_zeros(absolute.shape[:2] + absolute.shape[-1:])  # (B, T, A)
+    if spec.representation == "previous":
+        offset[..., joints] = previous
+    else:  # relative to the joint slots it saw
+        offset[..., joints] = seen_obs(obs, previous, spec, joints)[..., joints]
+    return absolute - offset[:, :, None, :]
+
+
 def previous_targets(obs: Tensor, act: Tensor, joints: slice) -> Tensor:
     """The previous tick's joint targets p_t (B, T, J) that the "previous" representation is taken from:
     act[t - 1, joints], and the measured joints at t = 0 (what a reset graph uses)."""
@@ -68,6 +101,10 @@ def _reference(
     """What targets are taken relative to, (B, T, A): the measured joints or the previous targets in the
     joint slots, 0 for the base."""
     if spec.representation == "relative":
+        if spec.joint_input == "command":
+            obs = seen_obs(
+                obs, previous_targets(obs, act, joints) if previous is None else previous, spec, joints
+            )
         return _measured(obs, act.shape[-1], joints)
     offset = act.new_zeros(act.shape)
     offset[..., joints] = previous_targets(obs, act, joints) if previous is None else previous
@@ -141,9 +178,9 @@ def decode(
     """Raw chunk (B, K, A) in the representation + raw obs (B, D) -> absolute commands (B, K, A): joints
     made absolute, base commands whose magnitude is below `deadband` (A - J,) zeroed (the joints are the
     first entries of act; `spec.deadband(base_axes)` gives the thresholds). `previous` (B, J): the previous
-    joint targets, for the "previous" representation."""
+    joint targets, for the "previous" representation and the command as joint input (`seen_obs`)."""
     if spec.representation == "relative":
-        chunk = chunk + _measured(obs, chunk.shape[-1], joints)[:, None, :]
+        chunk = chunk + _measured(seen_obs(obs, previous, spec, joints), chunk.shape[-1], joints)[:, None, :]
     elif spec.representation == "previous":
         if previous is None:
             raise ValueError("the previous representation decodes with the previous joint targets")

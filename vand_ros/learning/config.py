@@ -48,6 +48,11 @@ LEGACY_VALUES: dict[str, Any] = {
     "lr_schedule": "constant",
     "ema_decay": 0.0,
     "joint_noise": 0.0,
+    "joint_input": "measured",
+    "feedback": 0.0,
+    "feedback_warmup": 0.25,
+    "feedback_gradient": True,
+    "command_weight": 1.0,
 }
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
 BASE_TWIST_INPUTS: tuple[str, ...] = ("measured", "none")
@@ -95,6 +100,11 @@ class TrainConfig:
     ensemble_decay: float = 0.0  # [1/tick] temporal-ensembling weight exp(-decay * age)
     base_deadband: float = 0.02  # [m/s] linear base commands smaller than this are sent as zero
     base_deadband_angular: float = 0.05  # [rad/s] the same for angular base commands (wz)
+    # What the network sees in its joint slots: the "measured" joints, or the "command" the graph sent the
+    # tick before (kept in the graph; the measured joints at reset), which no encoder noise or latency
+    # reaches. "command" needs absolute or previous targets, and training with feedback (below).
+    joint_input: str = "measured"
+    command_weight: float = 1.0  # with "command": its weight against the measured joints (1 = alone)
     # -- optimisation -----------------------------------------------------------------------------------
     seq_len: int = 64  # truncated-BPTT window [steps]; the state is carried (detached) across windows
     batch_size: int = 16  # episodes per batch
@@ -144,6 +154,15 @@ class TrainConfig:
     # sensor noise (the `noise` condition, 0.01 rad) the relative wipe shook in 21 of 22 validation runs.
     # 0 = off.
     joint_noise: float = 0.0
+    # Training only, where the graph carries the previous joint targets (joint_input "command" or previous
+    # targets): the previous targets the network sees are this fraction of its own previous command and
+    # the rest the demonstrated one (0 = teacher forcing; 1 = free-running, as it runs), so that it learns
+    # from its own errors within a BPTT window instead of repeating a demonstrated command it will never
+    # see in closed loop (scheduled sampling; Bengio et al. 2015). The gradient flows through the fed-back
+    # commands. Ramps linearly from 0 over the first `feedback_warmup` of the planned optimiser steps.
+    feedback: float = 0.0
+    feedback_warmup: float = 0.25
+    feedback_gradient: bool = True  # False: the fed-back commands are detached (no BPTT through the loop)
     seed: int = 0
     device: str = "cpu"
     smoke: bool = False  # tiny run that finishes in seconds (tests)
@@ -187,6 +206,12 @@ class TrainConfig:
                 raise bad(name, "a finite number >= 0 (0 = off)")
             if value > 0 and self.action_representation != "previous":
                 raise bad(name, "0 unless action_representation='previous'")
+        if not 0 <= self.feedback <= 1:
+            raise bad("feedback", "a fraction in [0, 1] (0 = teacher forcing)")
+        if self.feedback > 0 and not self.action_spec.feeds_previous:
+            raise bad("feedback", "0 unless joint_input='command' or action_representation='previous'")
+        if not 0 <= self.feedback_warmup <= 1:
+            raise bad("feedback_warmup", "a fraction in [0, 1]")
         if self.base_twist_noise > 0 and self.base_twist_input != "measured":
             raise bad("base_twist_noise", "0 unless base_twist_input='measured' (no twist, nothing to noise)")
         if self.patience < 1:
@@ -227,6 +252,8 @@ class TrainConfig:
             self.ensemble_decay,
             self.base_deadband,
             self.base_deadband_angular,
+            self.joint_input,
+            self.command_weight,
         )
 
     @property

@@ -11,10 +11,12 @@ State is explicit (robomimic/LeRobot style):
 sequence forward (a test). The head is a Gaussian with a learned log-std per chunk offset and action
 dimension; the policy acts with the mean. It predicts K = cfg.action_chunk commands per tick in the
 configured representation (vand_ros.runtime.action); `step` decodes them into absolute commands and picks
-or ensembles this tick's, exactly as the ONNX graph does. In the "previous" representation the network
-also sees previous target - measured joints (training: the demonstrated previous target, `previous=`;
-execution: its own last command, carried in the state). Normalisation statistics (of the observations,
-and of the targets in their representation) are buffers, so they travel with the weights into the graph.
+or ensembles this tick's, exactly as the ONNX graph does. Where the graph carries the previous joint
+targets (`action.feeds_previous`), the network sees them: as previous target - measured joints (the
+"previous" representation) or in place of the measured joints (joint_input "command"). In training they
+are the demonstrated previous targets (`previous=`), or its own with feedback (`rollout`); in execution
+its own last command, carried in the state. Normalisation statistics (of the observations, and of the
+targets in their representation) are buffers, so they travel with the weights into the graph.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from vand_ros.data.dataset import NormStats
-from vand_ros.learning.actions import decode, ensemble_step, ensemble_weights, previous_input
+from vand_ros.learning.actions import decode, ensemble_step, ensemble_weights, previous_input, seen_obs
 from vand_ros.learning.cells import RegularisedLayer, gal_mask
 from vand_ros.learning.config import TrainConfig
 from vand_ros.runtime.card import DrawSpec, mode_feeds
@@ -108,7 +110,7 @@ class Policy(nn.Module):
             self.register_buffer(name, value)
         if self.action.feeds_previous:  # set from the training data (actions.previous_offset_std)
             self.register_buffer("previous_std", torch.ones(joints))
-        extra = joints if self.action.feeds_previous else 0
+        extra = joints if self.action.sees_lead else 0
         self.encoder = nn.Linear(obs_dim + extra, cfg.encoder_size)
         sizes = [cfg.encoder_size] + [cfg.hidden_size] * (cfg.num_layers - 1)
         self.layers = nn.ModuleList([RegularisedLayer(cfg, size) for size in sizes])
@@ -156,17 +158,20 @@ class Policy(nn.Module):
         self, obs: Tensor, state: State, draws: Draws, hard: bool = False, previous: Tensor | None = None
     ) -> PolicyOutput:
         """obs (B, T, D) raw; draws (B, T, L, ...); hard: execution masks instead of relaxed ones;
-        previous (B, T, J): the previous joint targets (the "previous" representation only;
-        actions.previous_targets makes them from a demonstration)."""
+        previous (B, T, J): the previous joint targets, where the graph carries them
+        (actions.previous_targets makes them from a demonstration)."""
+        if self.action.feeds_previous and previous is None:
+            raise ValueError(f"this policy ({self.action.label}) sees its previous joint targets: previous=")
+        raw = obs
+        obs = seen_obs(obs, previous, self.action, self.joints)  # (B, T, D): the command in place, if so
         x = self.normalise_obs(obs)  # (B, T, D)
         if self.cfg.uses_input_mask:
             if draws.u_x is None:
                 raise ValueError("this policy masks its inputs (gal_p_x > 0) and needs draws.u_x")
             x = x * gal_mask(draws.u_x, self.cfg.gal_p_x)
-        if self.action.feeds_previous:
-            if previous is None:
-                raise ValueError("this policy sees its previous joint targets and needs previous=")
-            x = torch.cat([x, previous_input(previous, obs, self.joints, self.previous_std)], dim=-1)
+        if self.action.sees_lead:
+            assert previous is not None
+            x = torch.cat([x, previous_input(previous, raw, self.joints, self.previous_std)], dim=-1)
         x = torch.tanh(self.encoder(x))  # (B, T, E)
         new_state: list[tuple[Tensor, ...]] = []
         reg = x.new_zeros(x.shape[:2])  # (B, T)
@@ -215,6 +220,54 @@ class Policy(nn.Module):
         if self.action.feeds_previous:
             new_state = (*new_state, torch.cat([action[:, self.joints], torch.ones_like(action[:, :1])], -1))
         return action, new_state
+
+    def rollout(
+        self,
+        obs: Tensor,
+        state: State,
+        draws: Draws,
+        teacher: Tensor,
+        carried: Tensor | None,
+        alpha: float,
+        hard: bool = False,
+    ) -> tuple[PolicyOutput, Tensor, Tensor]:
+        """A training window with feedback: the network sees, as its previous joint targets, `alpha` of its
+        own previous command and 1 - alpha of the demonstrated one, tick by tick (the gradient flows through
+        its own commands). obs (B, T, D) raw; teacher (B, T, J) the demonstrated previous targets
+        (actions.previous_targets); carried (B, J): its own command of the tick before the window (None at
+        an episode's start, where the graph also starts from the measured joints, teacher[:, 0]).
+
+        Returns the outputs as `forward` does, the previous targets it saw (B, T, J) (the "previous"
+        targets are taken from them) and its last joint command (B, J), to carry into the next window."""
+        T = obs.shape[1]
+        outs: list[PolicyOutput] = []
+        seen: list[Tensor] = []
+        own = carried
+        for t in range(T):
+            previous = teacher[:, t] if own is None else alpha * own + (1.0 - alpha) * teacher[:, t]  # (B, J)
+            step_draws = Draws(
+                draws.eps[:, t : t + 1],
+                draws.u[:, t : t + 1],
+                None if draws.u_x is None else draws.u_x[:, t : t + 1],
+            )
+            out = self.forward(obs[:, t : t + 1], state, step_draws, hard, previous[:, None])
+            state = out.state
+            chunk = decode(
+                self.denormalise_act(out.mean[:, 0]), obs[:, t], self.action, self.joints, None, previous
+            )  # (B, K, A) absolute
+            own = chunk[:, 0, self.joints]  # (B, J): the command sent, seen at the next tick
+            if not self.cfg.feedback_gradient:
+                own = own.detach()
+            outs.append(out)
+            seen.append(previous)
+        assert own is not None, "a window has at least one tick"
+        merged = PolicyOutput(
+            torch.cat([o.mean for o in outs], dim=1),  # (B, T, K, A)
+            state,
+            torch.cat([o.reg for o in outs], dim=1),  # (B, T)
+            torch.cat([o.hidden for o in outs], dim=1),  # (B, T, H)
+        )
+        return merged, torch.stack(seen, dim=1), own
 
     def nll(self, mean: Tensor, target: Tensor) -> Tensor:
         """Gaussian negative log-likelihood, mean over action dimensions: (B, T, K, A) -> (B, T, K)."""

@@ -36,6 +36,7 @@ from torch import Tensor
 from vand_ros.data.dataset import Dataset, Episode, NormStats
 from vand_ros.errors import VandError
 from vand_ros.learning.actions import (
+    absolute_chunk_targets,
     changepoint_threshold,
     changepoint_weights,
     chunk_targets,
@@ -43,6 +44,7 @@ from vand_ros.learning.actions import (
     policy_stats,
     previous_offset_std,
     previous_targets,
+    targets_seen_from,
 )
 from vand_ros.learning.averaging import WeightAverage
 from vand_ros.learning.checkpoint import CHECKPOINT_NAME, Checkpoint
@@ -128,6 +130,19 @@ def targets(
     return policy.normalise_act(target), target_valid
 
 
+def feedback_targets(policy: Policy, absolute: Tensor, obs: Tensor, seen: Tensor) -> Tensor:
+    """Normalised targets (B, T, K, A) of a rollout with feedback, from the absolute targets of its ticks
+    (B, T, K, A) raw, their observations (B, T, D) and the previous targets it saw (B, T, J)."""
+    return policy.normalise_act(targets_seen_from(absolute, obs, seen, policy.action, policy.joints))
+
+
+def feedback_alpha(cfg: TrainConfig, step: int, planned_steps: int) -> float:
+    """The fraction of its own previous command the policy sees at optimiser `step` (TrainConfig.feedback,
+    ramped linearly from 0 over the first feedback_warmup of the planned steps)."""
+    ramp = cfg.feedback_warmup * planned_steps
+    return cfg.feedback * (min(1.0, step / ramp) if ramp > 0 else 1.0)
+
+
 def perturb_joints(policy: Policy, obs: Tensor, draws: Tensor | None) -> Tensor:
     """The observations (b, T, D) with cfg.joint_noise [rad] x draws (b, T, J) N(0, 1) added to the measured
     joints (None = off). Compute the targets from the result: a relative target is then the way from the
@@ -174,8 +189,17 @@ def evaluate(
             B, T = valid.shape
             drawer.reset(B)
             previous = previous_targets(obs, act, policy.joints) if policy.action.feeds_previous else None
-            out = policy(obs, policy.init_state(B), drawer.window(B, T, device), hard=True, previous=previous)
-            target, target_valid = targets(policy, obs, act, valid)  # (B, T, K, A), (B, T, K)
+            window = drawer.window(B, T, device)
+            if policy.cfg.feedback > 0:  # as trained: partly on its own previous commands
+                assert previous is not None
+                out, seen, _ = policy.rollout(
+                    obs, policy.init_state(B), window, previous, None, policy.cfg.feedback, hard=True
+                )
+                absolute, target_valid = absolute_chunk_targets(act, valid, policy.action)
+                target = feedback_targets(policy, absolute, obs, seen)
+            else:
+                out = policy(obs, policy.init_state(B), window, hard=True, previous=previous)
+                target, target_valid = targets(policy, obs, act, valid)  # (B, T, K, A), (B, T, K)
             nll_sum += float((policy.nll(out.mean, target) * target_valid).sum())
             mse_sum += float((((out.mean - target) ** 2).mean(-1) * target_valid).sum())
             count += float(target_valid.sum())
@@ -391,6 +415,9 @@ def train(
                     )
                     target_valid = target_valid * weight[..., None]  # (b, T, K)
                     state = policy.init_state(len(local))
+                    carried = None  # with feedback: its own last joint command (b, J), across windows
+                    if cfg.feedback > 0:  # the targets are taken from what it sees, window by window
+                        absolute = absolute_chunk_targets(act, valid, policy.action)[0]  # (b, T, K, A)
                 drawer.reset(B)  # draws for the global batch, so every rank uses its rows of the same draws
                 for start in range(0, T, cfg.seq_len):
                     sl = slice(start, start + cfg.seq_len)
@@ -408,14 +435,24 @@ def train(
                         group["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, step, planned_steps)
                     optimiser.zero_grad(set_to_none=True)
                     if local:
-                        out = policy(
-                            obs[:, sl],
-                            state,
-                            draws.rows(dist.rows(B)),
-                            hard=False,
-                            previous=None if previous is None else previous[:, sl],
-                        )
-                        nll_terms = policy.nll(out.mean, target[:, sl]) * target_valid[:, sl]
+                        if cfg.feedback > 0:
+                            assert previous is not None
+                            alpha = feedback_alpha(cfg, step, planned_steps)
+                            out, seen, carried = policy.rollout(
+                                obs[:, sl], state, draws.rows(dist.rows(B)), previous[:, sl], carried, alpha
+                            )
+                            carried = carried.detach()
+                            window_target = feedback_targets(policy, absolute[:, sl], obs[:, sl], seen)
+                        else:
+                            out = policy(
+                                obs[:, sl],
+                                state,
+                                draws.rows(dist.rows(B)),
+                                hard=False,
+                                previous=None if previous is None else previous[:, sl],
+                            )
+                            window_target = target[:, sl]
+                        nll_terms = policy.nll(out.mean, window_target) * target_valid[:, sl]
                         reg_terms = out.reg * v
                         nll = nll_terms.sum() / counts[0].clamp(min=1.0).item()
                         reg = reg_terms.sum() / counts[1].clamp(min=1.0).item()

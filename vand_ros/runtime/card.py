@@ -12,8 +12,9 @@ The card is one JSON document stored in the ONNX file's `metadata_props` under t
     vocabulary        instruction words in one-hot order (= layout.vocabulary)
     control_rate      [Hz] the rate the policy was trained at; step the model at this rate
     action            ActionSpec.to_dict() (vand_ros.runtime.action): representation ("absolute" |
-                      "relative"), chunk K, execution ("first" | "ensemble"), ensemble_decay. Decoded inside
-                      the graph: the output `action` is always the absolute command
+                      "relative" | "previous"), chunk K, execution ("first" | "ensemble"), ensemble_decay,
+                      base deadbands, joint_input ("measured" | "command"). Decoded inside the graph: the
+                      output `action` is always the absolute command
     regulariser       name, cell ("gru"|"lstm"), hidden_size, num_layers, beta, params (the preset's knobs),
                       sigma / rho: {"per_unit": [[...] per layer], "mean", "min", "max", "frac_gt_0_5"}
                       (zeros where the regulariser has no learned noise / dropout)
@@ -278,7 +279,7 @@ class ModelCard:
             held_shape = (1, len(self.layout.joint_names) + 1)
             if PREVIOUS_STATE not in self.state or held is None or held.shape != held_shape:
                 problems.append(
-                    f"the previous representation needs the state pair {PREVIOUS_STATE} of shape "
+                    f"{self.action.label} needs the previous targets' state pair {PREVIOUS_STATE} of shape "
                     f"{held_shape}, found {held.shape if held is not None else 'missing'}"
                 )
         for mode, feeds in self.modes.items():
