@@ -186,6 +186,12 @@ def test_a_rollout_with_full_feedback_is_the_execution_graph_and_without_is_teac
     commands = decode(policy.denormalise_act(own[0]), obs[0], policy.action, JOINTS, None, seen_half[0])
     torch.testing.assert_close(seen_half[0, 1:], 0.5 * commands[:-1, 0, :2] + 0.5 * teacher[0, 1:])
     assert float((out.mean - forced.mean).abs().max()) > 1e-4  # feedback changes what it predicts
+    with torch.no_grad():  # forced=k: the first k ticks see the demonstration alone, then its own commands
+        late, seen_late, _ = policy.rollout(obs, policy.init_state(1), window, teacher, None, 1.0, True, 3)
+    torch.testing.assert_close(seen_late[0, :3], teacher[0, :3])
+    torch.testing.assert_close(late.mean[:, :3], forced.mean[:, :3], atol=1e-6, rtol=1e-6)
+    commands = decode(policy.denormalise_act(late.mean[0]), obs[0], policy.action, JOINTS, None, seen_late[0])
+    torch.testing.assert_close(seen_late[0, 3:], commands[2:-1, 0, :2])
 
 
 def test_relative_targets_with_a_blended_joint_input_are_taken_from_the_blend() -> None:
@@ -217,6 +223,8 @@ def test_training_with_feedback_needs_the_previous_targets_in_the_graph() -> Non
         TrainConfig(action_representation="relative", feedback=0.5)
     with pytest.raises(VandError, match="joint_input 'command' with representation 'relative'"):
         TrainConfig(action_representation="relative", joint_input="command")
+    with pytest.raises(VandError, match="feedback_after"):
+        TrainConfig(action_representation="absolute", joint_input="command", seq_len=64, feedback_after=64)
     with pytest.raises(VandError, match="command_weight 0"):
         ActionSpec("absolute", joint_input="command", command_weight=0.0)
     with pytest.raises(VandError, match="joint_input 'camera'"):

@@ -495,3 +495,9 @@ def test_feedback_trains_on_its_own_commands_and_validates_free_running(
     teacher.cfg = dataclasses.replace(policy.cfg, feedback=0.0)  # the same weights, teacher forced
     assert evaluate(teacher, val)["nll"] != pytest.approx(fed.history[-1]["val_loss"], rel=1e-3)
     assert [feedback_alpha(cfg, s, 100) for s in (0, 25, 50, 80)] == [0.0, 0.5, 1.0, 1.0]
+    # feedback_after: every window restarts from the demonstrated commands, and validation does the same
+    after = train(ds, dataclasses.replace(cfg, feedback_after=8), tmp_path / "after", progress=False)
+    assert after.history[0]["train_loss"] != fed.history[0]["train_loss"]
+    restarted = Checkpoint.load(after.checkpoint).build_policy()
+    assert restarted.cfg.feedback_after == 8
+    assert evaluate(restarted, val)["nll"] == pytest.approx(after.history[-1]["val_loss"], rel=1e-5)

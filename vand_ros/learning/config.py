@@ -52,6 +52,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "feedback": 0.0,
     "feedback_warmup": 0.25,
     "feedback_gradient": True,
+    "feedback_after": 0,
     "command_weight": 1.0,
 }
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
@@ -163,6 +164,10 @@ class TrainConfig:
     feedback: float = 0.0
     feedback_warmup: float = 0.25
     feedback_gradient: bool = True  # False: the fed-back commands are detached (no BPTT through the loop)
+    # > 0: each window starts from the demonstrated previous targets and sees them alone for this many
+    # ticks, then its own (the state it reached is then phase-locked to the demonstration; 0 = the rollout
+    # runs on across windows).
+    feedback_after: int = 0
     seed: int = 0
     device: str = "cpu"
     smoke: bool = False  # tiny run that finishes in seconds (tests)
@@ -210,6 +215,8 @@ class TrainConfig:
             raise bad("feedback", "a fraction in [0, 1] (0 = teacher forcing)")
         if self.feedback > 0 and not self.action_spec.feeds_previous:
             raise bad("feedback", "0 unless joint_input='command' or action_representation='previous'")
+        if self.feedback_after < 0 or self.feedback_after >= self.seq_len:
+            raise bad("feedback_after", f"0 or a number of ticks below seq_len ({self.seq_len})")
         if not 0 <= self.feedback_warmup <= 1:
             raise bad("feedback_warmup", "a fraction in [0, 1]")
         if self.base_twist_noise > 0 and self.base_twist_input != "measured":

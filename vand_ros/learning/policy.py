@@ -230,12 +230,14 @@ class Policy(nn.Module):
         carried: Tensor | None,
         alpha: float,
         hard: bool = False,
+        forced: int = 0,
     ) -> tuple[PolicyOutput, Tensor, Tensor]:
         """A training window with feedback: the network sees, as its previous joint targets, `alpha` of its
         own previous command and 1 - alpha of the demonstrated one, tick by tick (the gradient flows through
         its own commands). obs (B, T, D) raw; teacher (B, T, J) the demonstrated previous targets
         (actions.previous_targets); carried (B, J): its own command of the tick before the window (None at
-        an episode's start, where the graph also starts from the measured joints, teacher[:, 0]).
+        an episode's start, where the graph also starts from the measured joints, teacher[:, 0]);
+        forced: the window's first ticks that see the demonstrated previous targets alone.
 
         Returns the outputs as `forward` does, the previous targets it saw (B, T, J) (the "previous"
         targets are taken from them) and its last joint command (B, J), to carry into the next window."""
@@ -244,7 +246,10 @@ class Policy(nn.Module):
         seen: list[Tensor] = []
         own = carried
         for t in range(T):
-            previous = teacher[:, t] if own is None else alpha * own + (1.0 - alpha) * teacher[:, t]  # (B, J)
+            if own is None or t < forced:
+                previous = teacher[:, t]  # (B, J)
+            else:
+                previous = alpha * own + (1.0 - alpha) * teacher[:, t]
             step_draws = Draws(
                 draws.eps[:, t : t + 1],
                 draws.u[:, t : t + 1],

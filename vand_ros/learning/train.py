@@ -193,7 +193,14 @@ def evaluate(
             if policy.cfg.feedback > 0:  # as trained: partly on its own previous commands
                 assert previous is not None
                 out, seen, _ = policy.rollout(
-                    obs, policy.init_state(B), window, previous, None, policy.cfg.feedback, hard=True
+                    obs,
+                    policy.init_state(B),
+                    window,
+                    previous,
+                    None,
+                    policy.cfg.feedback,
+                    True,
+                    policy.cfg.feedback_after,
                 )
                 absolute, target_valid = absolute_chunk_targets(act, valid, policy.action)
                 target = feedback_targets(policy, absolute, obs, seen)
@@ -439,8 +446,9 @@ def train(
                             assert previous is not None
                             alpha = feedback_alpha(cfg, step, planned_steps)
                             out, seen, carried = policy.rollout(
-                                obs[:, sl], state, draws.rows(dist.rows(B)), previous[:, sl], carried, alpha
-                            )
+                                obs[:, sl], state, draws.rows(dist.rows(B)), previous[:, sl],
+                                None if cfg.feedback_after else carried, alpha, False, cfg.feedback_after,
+                            )  # fmt: skip
                             carried = carried.detach()
                             window_target = feedback_targets(policy, absolute[:, sl], obs[:, sl], seen)
                         else:
