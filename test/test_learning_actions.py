@@ -15,6 +15,8 @@ from vand_ros.learning.actions import (
     decode,
     ensemble_step,
     ensemble_weights,
+    filter_joints,
+    filtered_episodes,
     policy_stats,
     previous_offset_std,
     previous_targets,
@@ -111,12 +113,18 @@ def test_stepping_a_previous_policy_feeds_back_its_own_commands(execution: str) 
 
 
 def _small_policy(
-    representation: str, chunk: int, execution: str, ep: Episode, joint_input: str = "measured"
+    representation: str,
+    chunk: int,
+    execution: str,
+    ep: Episode,
+    joint_input: str = "measured",
+    joint_filter: float = 0.0,
 ) -> Policy:
     """An untrained VAND policy (H = 8) with the statistics of `ep`, in eval mode."""
     cfg = TrainConfig(
         regulariser="vand", hidden_size=8, encoder_size=8, action_representation=representation,
         action_chunk=chunk, chunk_execution=execution, ensemble_decay=0.2, joint_input=joint_input,
+        joint_filter=joint_filter,
     )  # fmt: skip
     torch.manual_seed(0)
     stats = policy_stats(NormStats.from_episodes([ep]), [ep], cfg.action_spec, LAYOUT)
@@ -339,3 +347,61 @@ def test_changepoint_weights_mark_the_largest_command_changes_and_their_neighbou
     eps = [Episode(np.zeros((20, 3), np.float32), step, "wipe", "e#0")]
     thr = changepoint_threshold(eps, np.ones(2, np.float32), 0.95)
     assert 0 < thr < 0.5  # 19 changes, one of them large: the 95 % quantile lies below it
+
+
+def test_the_joint_filter_is_a_first_order_low_pass_started_by_the_first_measurement() -> None:
+    """joint_input "filtered": f_0 = q_0, f_t = a f_(t-1) + (1 - a) q_t on the joint slots only; run over a
+    sequence or a tick at a time from the carried state, the same numbers."""
+    spec = ActionSpec("relative", joint_input="filtered", joint_filter=0.75)
+    obs = torch.randn(2, 7, 6)
+    out, held = filter_joints(obs, spec, JOINTS)
+    want = obs[:, 0, :2].clone()
+    torch.testing.assert_close(out[:, 0], obs[:, 0])
+    for t in range(1, 7):
+        want = 0.75 * want + 0.25 * obs[:, t, :2]
+        torch.testing.assert_close(out[:, t, :2], want)
+    torch.testing.assert_close(out[..., 2:], obs[..., 2:])  # base twist, features, instruction untouched
+    torch.testing.assert_close(held, torch.cat([want, torch.ones(2, 1)], -1))
+    first, carried = filter_joints(obs[:, :3], spec, JOINTS)
+    rest, _ = filter_joints(obs[:, 3:], spec, JOINTS, carried)
+    torch.testing.assert_close(torch.cat([first, rest], 1), out)
+    unfiltered, _ = filter_joints(obs, ActionSpec("relative"), JOINTS)
+    assert unfiltered is obs
+    ep = Episode(obs[0].numpy(), torch.randn(7, 3).numpy(), "a", "x")
+    np.testing.assert_allclose(filtered_episodes([ep], spec, JOINTS)[0].obs, out[0].numpy(), rtol=1e-6)
+    with pytest.raises(VandError, match="joint_filter"):
+        ActionSpec("relative", joint_input="filtered")  # a filter needs its weight
+    with pytest.raises(VandError, match="joint_filter"):
+        ActionSpec("relative", joint_filter=0.5)  # a weight needs the filter
+    assert ActionSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_a_filtered_policy_steps_as_trained_and_decodes_onto_the_filtered_joints() -> None:
+    """Stepping a "filtered" policy equals the sequence forward on the filtered episode (what training
+    sees); the graph's last state pair holds the filter; and a one-tick measurement error of e moves what
+    relative targets are decoded onto by (1 - a) e, where the measured input moves it by e."""
+    ep = _episode()
+    policy = _small_policy("relative", 1, "first", ep, joint_input="filtered", joint_filter=0.8)
+    stepped, states, window = _step_through(policy, ep)
+    seen = torch.from_numpy(filtered_episodes([ep], policy.action, JOINTS)[0].obs)  # (T, D)
+    for t, state in enumerate(states):
+        torch.testing.assert_close(state[-1][0], torch.cat([seen[t, :2], torch.ones(1)]))
+    with torch.no_grad():
+        out = policy(seen[None], policy.init_state(1), window, hard=True)
+    chunks = decode(policy.denormalise_act(out.mean[0]), seen, policy.action, JOINTS)
+    torch.testing.assert_close(stepped, chunks[:, 0], atol=1e-5, rtol=1e-5)
+    bumped = ep.obs.copy()
+    bumped[5, :2] += 0.1  # one noisy reading
+    again, _, _ = _step_through(policy, Episode(bumped, ep.act, ep.behaviour, ep.source))
+    torch.testing.assert_close(again[:5], stepped[:5])  # causal
+    zero = torch.zeros(1, 1, 3)
+    seen_bumped = filter_joints(torch.from_numpy(bumped)[None], policy.action, JOINTS)[0][0]
+    moved = decode(zero, seen_bumped[5:6], policy.action, JOINTS) - decode(
+        zero, seen[5:6], policy.action, JOINTS
+    )
+    torch.testing.assert_close(moved[0, 0, :2], torch.full((2,), 0.1 * (1 - 0.8)), atol=1e-6, rtol=1e-4)
+    measured = ActionSpec("relative")
+    whole = decode(zero, torch.from_numpy(bumped[5:6]), measured, JOINTS) - decode(
+        zero, torch.from_numpy(ep.obs[5:6]), measured, JOINTS
+    )
+    torch.testing.assert_close(whole[0, 0, :2], torch.full((2,), 0.1), atol=1e-6, rtol=1e-4)

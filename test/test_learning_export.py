@@ -100,6 +100,19 @@ ACTIONS = {
         "chunk_execution": "ensemble",
         "ensemble_decay": 0.3,
     },
+    "relative_filtered": {
+        "action_representation": "relative",
+        "joint_input": "filtered",
+        "joint_filter": 0.8,
+    },
+    "previous_filtered_chunk_ensemble": {  # every extra state pair at once: sums, previous, filter
+        "action_representation": "previous",
+        "joint_input": "filtered",
+        "joint_filter": 0.6,
+        "action_chunk": 3,
+        "chunk_execution": "ensemble",
+        "ensemble_decay": 0.3,
+    },
     "relative_deadband": {
         "action_representation": "relative",
         "base_deadband": 0.3,
@@ -121,6 +134,7 @@ def test_every_action_representation_matches_torch_over_a_fed_back_rollout(
     if card.action.ensembles:
         assert ("chunk", "chunk_out") in card.state
     assert (("previous", "previous_out") in card.state) == card.action.feeds_previous
+    assert (("joint_filter", "joint_filter_out") in card.state) == card.action.filters_joints
     for mode in sorted(card.modes):
         assert onnx_rollout_error(ckpt, path, mode) < 1e-5, mode
 
@@ -150,6 +164,7 @@ def test_the_card_says_what_the_runtime_needs(tmp_path: Path) -> None:
             "base_deadband_angular": 0.05,
             "joint_input": "measured",
             "command_weight": 1.0,
+            "joint_filter": 0.0,
         }
     )
     assert raw["package_version"] == vand_ros.__version__
@@ -232,6 +247,10 @@ def test_card_reader_refuses_a_stateful_action_without_its_state(tmp_path: Path)
     for action, pair in (
         ({"action_representation": "previous"}, "previous"),
         ({"action_chunk": 3, "chunk_execution": "ensemble"}, "chunk"),
+        (
+            {"action_representation": "relative", "joint_input": "filtered", "joint_filter": 0.5},
+            "joint_filter",
+        ),
     ):
         good = export_policy(_checkpoint("vand", "gru", layers=1, **action), tmp_path / "p.onnx").raw
         assert ModelCard.from_dict(json.loads(json.dumps(good))).action == ModelCard.from_dict(good).action

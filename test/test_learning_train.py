@@ -501,3 +501,33 @@ def test_feedback_trains_on_its_own_commands_and_validates_free_running(
     restarted = Checkpoint.load(after.checkpoint).build_policy()
     assert restarted.cfg.feedback_after == 8
     assert evaluate(restarted, val)["nll"] == pytest.approx(after.history[-1]["val_loss"], rel=1e-5)
+
+
+def test_a_filtered_policy_is_trained_validated_and_normalised_on_the_filtered_joints(
+    periodic: Path, tmp_path: Path
+) -> None:
+    """joint_input "filtered": the relative targets' statistics, the training and the validation loss all
+    use the joints through the graph's filter (the exported graph applies it too: the parity test), so
+    the filter's lag is learned rather than met for the first time on the robot."""
+    from vand_ros.learning.actions import filtered_episodes, policy_stats
+    from vand_ros.learning.train import _smoke_dataset
+
+    ds = Dataset.load(periodic)
+    cfg = TrainConfig(regulariser="none", smoke=True, joint_input="filtered", joint_filter=0.8)
+    result = train(ds, cfg, tmp_path / "filtered", progress=False)
+    policy = Checkpoint.load(result.checkpoint).build_policy()
+    assert policy.action.filters_joints and policy.action.joint_filter == 0.8
+    train_eps, val_eps = _smoke_dataset(ds)
+    joints = ds.layout.act_slices["joints"]
+    want = policy_stats(
+        ds.stats, filtered_episodes(train_eps, cfg.action_spec, joints), cfg.action_spec, ds.layout
+    )
+    np.testing.assert_allclose(policy.act_std.numpy(), want.act_std, rtol=1e-6)
+    unfiltered = policy_stats(ds.stats, train_eps, cfg.action_spec, ds.layout)
+    assert not np.allclose(want.act_std, unfiltered.act_std, rtol=1e-3)  # the lag widens the offsets
+    val = [Episode(e.obs[:96], e.act[:96], e.behaviour, e.source) for e in val_eps]  # --smoke's windows
+    assert evaluate(policy, val)["nll"] == pytest.approx(result.history[-1]["val_loss"], rel=1e-5)
+    plain = train(
+        ds, replace(cfg, joint_input="measured", joint_filter=0.0), tmp_path / "plain", progress=False
+    )
+    assert plain.history[0]["train_nll"] != result.history[0]["train_nll"]

@@ -15,6 +15,7 @@ commands after the window.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -49,6 +50,46 @@ def chunk_targets(
     if spec.representation != "absolute":
         target = target - _reference(obs, act, spec, joints, previous)[:, :, None, :]
     return target, target_valid
+
+
+def filter_joints(
+    obs: Tensor, spec: ActionSpec, joints: slice, held: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """The graph's low-pass filter on the measured joints (joint_input "filtered"), over a sequence.
+
+    obs (B, T, D) raw; held (B, J + 1): the filter's state, the filtered joints then 1 once set (None or
+    zeros = reset: the first tick's measured joints start it). Returns obs with its joint slots filtered,
+    f_t = a f_{t-1} + (1 - a) q_t with a = spec.joint_filter, and the state after the last tick. Other
+    joint inputs return obs unchanged. Training runs it over whole episodes from their first tick, the
+    graph one tick at a time: the same arithmetic, so they agree to float precision."""
+    B, T, _ = obs.shape
+    J = joints.stop - joints.start
+    if held is None:
+        held = obs.new_zeros(B, J + 1)
+    if not spec.filters_joints:
+        return obs, held
+    a = spec.joint_filter
+    value, is_set = held[:, :-1], held[:, -1:]  # (B, J), (B, 1)
+    rows = []
+    for t in range(T):
+        q = obs[:, t, joints]  # (B, J)
+        value = is_set * (a * value + (1.0 - a) * q) + (1.0 - is_set) * q
+        is_set = torch.ones_like(is_set)
+        rows.append(value)
+    filtered = torch.stack(rows, dim=1)  # (B, T, J)
+    out = torch.cat([obs[..., : joints.start], filtered, obs[..., joints.stop :]], dim=-1)
+    return out, torch.cat([value, is_set], dim=-1)
+
+
+def filtered_episodes(episodes: list[Episode], spec: ActionSpec, joints: slice) -> list[Episode]:
+    """`episodes` as the network sees them: joint slots through the graph's filter (if the spec has one)."""
+    if not spec.filters_joints:
+        return episodes
+    out = []
+    for ep in episodes:
+        obs = filter_joints(torch.from_numpy(ep.obs[None]), spec, joints)[0][0].numpy()
+        out.append(dataclasses.replace(ep, obs=obs.astype(ep.obs.dtype)))
+    return out
 
 
 def seen_obs(obs: Tensor, previous: Tensor | None, spec: ActionSpec, joints: slice) -> Tensor:

@@ -54,6 +54,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "feedback_gradient": True,
     "feedback_after": 0,
     "command_weight": 1.0,
+    "joint_filter": 0.0,
 }
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
 BASE_TWIST_INPUTS: tuple[str, ...] = ("measured", "none")
@@ -106,6 +107,12 @@ class TrainConfig:
     # reaches. "command" needs absolute or previous targets, and training with feedback (below).
     joint_input: str = "measured"
     command_weight: float = 1.0  # with "command": its weight against the measured joints (1 = alone)
+    # With joint_input "filtered": the joint slots (input, and what relative targets are taken from) hold
+    # the measured joints low-pass filtered inside the graph, f = joint_filter x f + (1 - joint_filter) x q
+    # per tick, so encoder noise does not reach the command one to one (in the `noise` condition the
+    # relative wipe's command carried the 0.01 rad noise straight to the arm: 14.7x the demonstrations'
+    # shake, docs/learnability.md round 14). 0 with the other inputs.
+    joint_filter: float = 0.0
     # -- optimisation -----------------------------------------------------------------------------------
     seq_len: int = 64  # truncated-BPTT window [steps]; the state is carried (detached) across windows
     batch_size: int = 16  # episodes per batch
@@ -261,6 +268,7 @@ class TrainConfig:
             self.base_deadband_angular,
             self.joint_input,
             self.command_weight,
+            self.joint_filter,
         )
 
     @property

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from vand_ros.data.dataset import Episode
-from vand_ros.learning.actions import decode, ensemble_step, previous_targets
+from vand_ros.learning.actions import decode, ensemble_step, filter_joints, previous_targets
 from vand_ros.learning.policy import DrawMaker, Policy
 
 
@@ -45,6 +45,7 @@ def teacher_forced_commands(
     policy.eval()
     with torch.no_grad():
         obs = torch.from_numpy(episode.obs).to(device)  # (T, D)
+        obs = filter_joints(obs[None], policy.action, policy.joints)[0][0]  # as the graph sees them
         previous = None
         if policy.action.feeds_previous:  # teacher forced: the demonstrated previous targets
             previous = previous_targets(
@@ -62,7 +63,7 @@ def teacher_forced_commands(
         )  # (T, K, A)
         if not policy.action.ensembles:
             return chunks[:, 0].cpu().numpy().astype(np.float64)  # (T, A)
-        sums = policy.init_exec_state(1, device)[-1]  # (1, K, A + 1)
+        sums = policy.init_exec_state(1, device)[2 if policy.cfg.cell == "lstm" else 1]  # (1, K, A + 1)
         commands = []
         for t in range(len(episode)):
             command, sums = ensemble_step(sums, chunks[t : t + 1], policy.ensemble_w)  # (1, A)

@@ -48,7 +48,7 @@ from vand_ros.errors import VandError
 from vand_ros.learning.checkpoint import Checkpoint
 from vand_ros.learning.config import TrainConfig
 from vand_ros.learning.policy import Draws, Policy
-from vand_ros.runtime.action import ENSEMBLE_STATE, PREVIOUS_STATE
+from vand_ros.runtime.action import ENSEMBLE_STATE, FILTER_STATE, PREVIOUS_STATE
 from vand_ros.runtime.card import (
     CARD_FORMAT,
     CARD_KEY,
@@ -93,12 +93,15 @@ class StepGraph(nn.Module):
             (2 if policy.cfg.cell == "lstm" else 1)
             + (1 if policy.action.ensembles else 0)
             + (1 if policy.action.feeds_previous else 0)
+            + (1 if policy.action.filters_joints else 0)
         )
         self.input_mask = policy.cfg.uses_input_mask
 
     def forward(self, obs: Tensor, *args: Tensor) -> tuple[Tensor, ...]:
         n_state = self.n_state
-        state = tuple(args[:n_state])  # (1, L, H) each, then ensembling sums, previous targets (if any)
+        state = tuple(
+            args[:n_state]
+        )  # (1, L, H) each, then ensembling sums, previous targets, filter (if any)
         eps, u = args[n_state], args[n_state + 1]
         u_x = args[n_state + 2] if self.input_mask else None
         action, new_state = self.policy.step(obs, state, Draws(eps, u, u_x))  # (1, A)
@@ -117,6 +120,9 @@ def io_spec(policy: Policy) -> dict[str, Any]:
     if policy.action.feeds_previous:
         pairs.append(PREVIOUS_STATE)
         shapes[PREVIOUS_STATE[0]] = [1, policy.joints.stop + 1]
+    if policy.action.filters_joints:
+        pairs.append(FILTER_STATE)
+        shapes[FILTER_STATE[0]] = [1, policy.joints.stop + 1]
     inputs = [{"name": "obs", "shape": [1, policy.obs_dim], "dtype": "float32"}]
     inputs += [{"name": i, "shape": shapes[i], "dtype": "float32"} for i, _ in pairs]
     inputs += [

@@ -29,7 +29,14 @@ import torch
 from torch import Tensor, nn
 
 from vand_ros.data.dataset import NormStats
-from vand_ros.learning.actions import decode, ensemble_step, ensemble_weights, previous_input, seen_obs
+from vand_ros.learning.actions import (
+    decode,
+    ensemble_step,
+    ensemble_weights,
+    filter_joints,
+    previous_input,
+    seen_obs,
+)
 from vand_ros.learning.cells import RegularisedLayer, gal_mask
 from vand_ros.learning.config import TrainConfig
 from vand_ros.runtime.card import DrawSpec, mode_feeds
@@ -134,11 +141,14 @@ class Policy(nn.Module):
 
     def init_exec_state(self, batch: int = 1, device: torch.device | str | None = None) -> State:
         """The state `step` carries: the recurrent state, then the ensembling sums (B, K, A + 1) if any,
-        then the previous joint targets and their "set" flag (B, J + 1) if the representation has them."""
+        then the previous joint targets and their "set" flag (B, J + 1) if the representation has them,
+        then the filtered joints and their flag (B, J + 1) if the joint input is filtered."""
         state = self.init_state(batch, device)
         if self.action.ensembles:
             state = (*state, state[0].new_zeros(batch, self.action.chunk, self.act_dim + 1))
         if self.action.feeds_previous:
+            state = (*state, state[0].new_zeros(batch, self.joints.stop + 1))
+        if self.action.filters_joints:
             state = (*state, state[0].new_zeros(batch, self.joints.stop + 1))
         return state
 
@@ -188,17 +198,23 @@ class Policy(nn.Module):
     def step(self, obs: Tensor, state: State, draws: Draws) -> tuple[Tensor, State]:
         """One control step with execution masks: obs (B, D) raw -> absolute action (B, A) raw, next state.
 
-        `state` is `init_exec_state`'s: the recurrent state, then the ensembling sums and the previous
-        targets if the spec has them."""
+        `state` is `init_exec_state`'s: the recurrent state, then the ensembling sums, the previous
+        targets and the joint filter if the spec has them."""
         window = Draws(
             draws.eps.unsqueeze(1),
             draws.u.unsqueeze(1),
             None if draws.u_x is None else draws.u_x.unsqueeze(1),
         )
         n_rec = 2 if self.cfg.cell == "lstm" else 1
+        filtered = None
+        if self.action.filters_joints:  # the joint slots from here on are the filtered joints
+            seq, filtered = filter_joints(obs[:, None], self.action, self.joints, state[-1])  # (B, 1, D)
+            obs = seq[:, 0]
         previous = None
         if self.action.feeds_previous:
-            held = state[-1]  # (B, J + 1): targets, then 1 once set; zeros at reset
+            held = state[
+                n_rec + int(self.action.ensembles)
+            ]  # (B, J + 1): targets, then 1 once set; zeros at reset
             is_set = held[:, -1:]
             previous = is_set * held[:, :-1] + (1.0 - is_set) * obs[:, self.joints]  # (B, J)
         out = self.forward(
@@ -219,6 +235,8 @@ class Policy(nn.Module):
             action = chunk[:, 0]  # (B, A)
         if self.action.feeds_previous:
             new_state = (*new_state, torch.cat([action[:, self.joints], torch.ones_like(action[:, :1])], -1))
+        if filtered is not None:
+            new_state = (*new_state, filtered)
         return action, new_state
 
     def rollout(

@@ -41,6 +41,8 @@ from vand_ros.learning.actions import (
     changepoint_weights,
     chunk_targets,
     command_changes,
+    filter_joints,
+    filtered_episodes,
     policy_stats,
     previous_offset_std,
     previous_targets,
@@ -186,6 +188,7 @@ def evaluate(
     with torch.no_grad():
         for i in range(0, len(episodes), batch_size):
             obs, act, valid = pad_batch(episodes[i : i + batch_size], device)
+            obs = filter_joints(obs, policy.action, policy.joints)[0]  # as the graph sees them
             B, T = valid.shape
             drawer.reset(B)
             previous = previous_targets(obs, act, policy.joints) if policy.action.feeds_previous else None
@@ -334,13 +337,15 @@ def train(
         val_eps, val_source = train_eps, "train (the dataset has no validation episodes)"
 
     torch.manual_seed(cfg.seed)
-    stats = policy_stats(ds.stats, train_eps, cfg.action_spec, ds.layout)
+    joints = ds.layout.act_slices["joints"]
+    seen_eps = filtered_episodes(train_eps, cfg.action_spec, joints)  # as the network sees them
+    stats = policy_stats(ds.stats, seen_eps, cfg.action_spec, ds.layout)
     n_joints = len(ds.layout.joint_names)
     policy = Policy(cfg, ds.layout.obs_dim, ds.layout.act_dim, stats, n_joints, ds.layout.base_axes).to(
         device
     )
     if policy.action.feeds_previous:
-        policy.previous_std.copy_(torch.from_numpy(previous_offset_std(train_eps, policy.joints)))
+        policy.previous_std.copy_(torch.from_numpy(previous_offset_std(seen_eps, policy.joints)))
     changepoints = (
         changepoint_threshold(train_eps, ds.stats.act_std, cfg.changepoint_quantile)
         if cfg.changepoint_weight > 1
@@ -405,6 +410,7 @@ def train(
                     obs, act, valid = pad_batch(local, device, T)  # (b, T, D), (b, T, A), (b, T)
                     if joint_draws is not None:  # before the targets, which are relative to these joints
                         obs = perturb_joints(policy, obs, joint_draws[dist.rows(B)])
+                    obs = filter_joints(obs, policy.action, policy.joints)[0]  # the graph's, if it filters
                     previous = None  # (b, T, J): the previous targets the network sees, if it sees them
                     if policy.action.feeds_previous:
                         previous = previous_targets(obs, act, policy.joints)

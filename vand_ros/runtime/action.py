@@ -27,6 +27,18 @@ controller, the safety filter and the evaluation never see it. Two things are na
                                 task's progress and where the base is), so nothing the policy needs is lost.
                                 Trained free-running (TrainConfig.feedback): with teacher forcing alone the
                                 network learns to repeat its last command (docs/learnability.md, round 15).
+                    "filtered"  the measured joints through a first-order low-pass filter inside the graph,
+                                f_t = joint_filter x f_{t-1} + (1 - joint_filter) x q_t (f = q at reset),
+                                kept in a state pair `joint_filter` -> `joint_filter_out`, shape (1, J + 1):
+                                the filtered joints, then 1 once set. "relative" targets are taken from,
+                                and decoded onto, the filtered joints, so white encoder noise reaches the
+                                command attenuated (its tick-to-tick part by (1 - a) / (1 + a) for
+                                a = joint_filter) instead of one to one. Training filters the demonstrated
+                                observations the same way (after any training noise on the joints), so
+                                the filter's lag is part of what the policy learns, not a surprise at run
+                                time; nothing is fed back from the policy's own commands.
+    joint_filter    with joint_input "filtered": the filter's weight a of its previous value, in (0, 1) per
+                    tick (time constant -1 / ln(a) ticks); 0 with the other inputs.
     command_weight  with joint_input "command": the joint slots see command_weight x the previous command
                     + (1 - command_weight) x the measured joints (1 = the command alone): a complementary
                     filter that passes 1 - command_weight of the encoders' noise and of a late reading.
@@ -64,10 +76,11 @@ from typing import Any
 from vand_ros.errors import VandError
 
 REPRESENTATIONS: tuple[str, ...] = ("absolute", "relative", "previous")
-JOINT_INPUTS: tuple[str, ...] = ("measured", "command")
+JOINT_INPUTS: tuple[str, ...] = ("measured", "command", "filtered")
 EXECUTIONS: tuple[str, ...] = ("first", "ensemble")
 ENSEMBLE_STATE = ("chunk", "chunk_out")  # the graph's state pair for temporal ensembling
 PREVIOUS_STATE = ("previous", "previous_out")  # the graph's state pair for the previous joint targets
+FILTER_STATE = ("joint_filter", "joint_filter_out")  # the graph's state pair for the filtered joints
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class ActionSpec:
     base_deadband_angular: float = 0.0  # [rad/s] the same for angular base commands
     joint_input: str = "measured"  # the joint slots of the network's input: "measured" or "command"
     command_weight: float = 1.0  # with "command": its weight against the measured joints in those slots
+    joint_filter: float = 0.0  # with "filtered": the low-pass filter's weight of its previous value
 
     def __post_init__(self) -> None:
         problems = []
@@ -99,6 +113,12 @@ class ActionSpec:
             )
         if not (0 < self.command_weight <= 1):
             problems.append(f"command_weight {self.command_weight!r} (expected a number in (0, 1])")
+        if self.joint_input == "filtered" and not (0 < self.joint_filter < 1):
+            problems.append(
+                f"joint_filter {self.joint_filter!r} (joint_input 'filtered' expects a number in (0, 1))"
+            )
+        elif self.joint_input != "filtered" and self.joint_filter != 0:
+            problems.append(f"joint_filter {self.joint_filter!r} (expected 0 unless joint_input 'filtered')")
         if not isinstance(self.chunk, int) or self.chunk < 1:
             problems.append(f"chunk {self.chunk!r} (expected an integer >= 1)")
         if self.execution not in EXECUTIONS:
@@ -126,8 +146,13 @@ class ActionSpec:
     @property
     def sees_lead(self) -> bool:
         """Whether the network sees previous target - measured joints as extra inputs ("previous" targets
-        with the measured joints as input)."""
-        return self.representation == "previous" and self.joint_input == "measured"
+        with the (filtered) measured joints as input)."""
+        return self.representation == "previous" and self.joint_input != "command"
+
+    @property
+    def filters_joints(self) -> bool:
+        """Whether the graph low-pass filters the measured joints (and carries the filter as state)."""
+        return self.joint_input == "filtered"
 
     @property
     def has_deadband(self) -> bool:
@@ -159,6 +184,7 @@ class ActionSpec:
             "base_deadband_angular",
             "joint_input",
             "command_weight",
+            "joint_filter",
         }
         unknown = sorted(set(d) - known)
         if unknown:
@@ -173,6 +199,7 @@ class ActionSpec:
                 base_deadband_angular=float(d.get("base_deadband_angular", 0.0)),
                 joint_input=str(d.get("joint_input", "measured")),
                 command_weight=float(d.get("command_weight", 1.0)),
+                joint_filter=float(d.get("joint_filter", 0.0)),
             )
         except (TypeError, ValueError) as err:
             raise VandError(f"action representation: malformed field ({err})") from None

@@ -13,7 +13,8 @@ The card is one JSON document stored in the ONNX file's `metadata_props` under t
     control_rate      [Hz] the rate the policy was trained at; step the model at this rate
     action            ActionSpec.to_dict() (vand_ros.runtime.action): representation ("absolute" |
                       "relative" | "previous"), chunk K, execution ("first" | "ensemble"), ensemble_decay,
-                      base deadbands, joint_input ("measured" | "command"). Decoded inside the graph: the
+                      base deadbands, joint_input ("measured" | "command" | "filtered"), command_weight,
+                      joint_filter. Decoded inside the graph: the
                       output `action` is always the absolute command
     regulariser       name, cell ("gru"|"lstm"), hidden_size, num_layers, beta, params (the preset's knobs),
                       sigma / rho: {"per_unit": [[...] per layer], "mean", "min", "max", "frac_gt_0_5"}
@@ -51,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from vand_ros.errors import VandError
-from vand_ros.runtime.action import ENSEMBLE_STATE, PREVIOUS_STATE, ActionSpec
+from vand_ros.runtime.action import ENSEMBLE_STATE, FILTER_STATE, PREVIOUS_STATE, ActionSpec
 from vand_ros.runtime.layout import Layout
 
 CARD_KEY = "vand_ros.card"
@@ -274,12 +275,15 @@ class ModelCard:
                     f"temporal ensembling needs the state pair {ENSEMBLE_STATE} of shape {expected}, "
                     f"found {found}"
                 )
-        if self.action.feeds_previous:
-            held = ins.get(PREVIOUS_STATE[0])
-            held_shape = (1, len(self.layout.joint_names) + 1)
-            if PREVIOUS_STATE not in self.state or held is None or held.shape != held_shape:
+        held_shape = (1, len(self.layout.joint_names) + 1)
+        for needed, pair, what in (
+            (self.action.feeds_previous, PREVIOUS_STATE, "the previous targets'"),
+            (self.action.filters_joints, FILTER_STATE, "the filtered joints'"),
+        ):
+            held = ins.get(pair[0])
+            if needed and (pair not in self.state or held is None or held.shape != held_shape):
                 problems.append(
-                    f"{self.action.label} needs the previous targets' state pair {PREVIOUS_STATE} of shape "
+                    f"{self.action.label} needs {what} state pair {pair} of shape "
                     f"{held_shape}, found {held.shape if held is not None else 'missing'}"
                 )
         for mode, feeds in self.modes.items():
