@@ -63,7 +63,7 @@ def teacher_forced_commands(
         )  # (T, K, A)
         if not policy.action.ensembles:
             return chunks[:, 0].cpu().numpy().astype(np.float64)  # (T, A)
-        sums = policy.init_exec_state(1, device)[2 if policy.cfg.cell == "lstm" else 1]  # (1, K, A + 1)
+        sums = policy.init_exec_state(1, device)[policy.exec_slots()["sums"]]  # (1, K, A + 1)
         commands = []
         for t in range(len(episode)):
             command, sums = ensemble_step(sums, chunks[t : t + 1], policy.ensemble_w)  # (1, A)

@@ -152,6 +152,17 @@ class Policy(nn.Module):
             state = (*state, state[0].new_zeros(batch, self.joints.stop + 1))
         return state
 
+    def exec_slots(self) -> dict[str, int]:
+        """Where each part after the recurrent state sits in `init_exec_state`'s tuple: "sums",
+        "previous", "filter" (only those the spec has)."""
+        present = (
+            ("sums", self.action.ensembles),
+            ("previous", self.action.feeds_previous),
+            ("filter", self.action.filters_joints),
+        )
+        first = 2 if self.cfg.cell == "lstm" else 1
+        return {name: first + k for k, name in enumerate(n for n, has in present if has)}
+
     # -- normalisation ----------------------------------------------------------------------------------
     def normalise_obs(self, obs: Tensor) -> Tensor:
         """Raw -> normalised observations, with the entries the config leaves out set to 0 (their mean)."""
@@ -206,15 +217,14 @@ class Policy(nn.Module):
             None if draws.u_x is None else draws.u_x.unsqueeze(1),
         )
         n_rec = 2 if self.cfg.cell == "lstm" else 1
+        slots = self.exec_slots()
         filtered = None
         if self.action.filters_joints:  # the joint slots from here on are the filtered joints
-            seq, filtered = filter_joints(obs[:, None], self.action, self.joints, state[-1])  # (B, 1, D)
-            obs = seq[:, 0]
+            seq, filtered = filter_joints(obs[:, None], self.action, self.joints, state[slots["filter"]])
+            obs = seq[:, 0]  # (B, D)
         previous = None
         if self.action.feeds_previous:
-            held = state[
-                n_rec + int(self.action.ensembles)
-            ]  # (B, J + 1): targets, then 1 once set; zeros at reset
+            held = state[slots["previous"]]  # (B, J + 1): targets, then 1 once set; zeros at reset
             is_set = held[:, -1:]
             previous = is_set * held[:, :-1] + (1.0 - is_set) * obs[:, self.joints]  # (B, J)
         out = self.forward(
@@ -229,7 +239,7 @@ class Policy(nn.Module):
         )  # (B, K, A)
         new_state: State = out.state
         if self.action.ensembles:
-            action, sums = ensemble_step(state[n_rec], chunk, self.ensemble_w)
+            action, sums = ensemble_step(state[slots["sums"]], chunk, self.ensemble_w)
             new_state = (*new_state, sums)
         else:
             action = chunk[:, 0]  # (B, A)
