@@ -157,6 +157,34 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
     assert all("closed_loop_score" in h for h in history)
     table = (out / "sweep.md").read_text()
     assert "| relative | vand: action_representation=relative |" in table
+    assert "## Against the bar" in table
+    assert summary["relative"]["bar"][summary["relative"]["best_mode"]]["wipe"]["clean"][1] == 2
+
+
+def test_the_bar_pools_the_comparison_conditions_and_needs_every_clean_run() -> None:
+    """sweep.bar: successes pooled over the comparison's conditions and the seeds (latency apart), per seed
+    and clean; met at >= 80 % pooled with every clean run passing."""
+    from vand_ros.evaluation.sweep import bar
+
+    def runs(behaviour: str, failed: set[tuple[int, str]]) -> list[dict[str, object]]:
+        conditions = ("clean", "perturbed", "push", "noise", "switch", "latency")
+        return [
+            {"behaviour": behaviour, "condition": c, "train_seed": s, "success": (s, c) not in failed}
+            for s in range(3)
+            for c in conditions
+        ]
+
+    three = {(0, "noise"), (1, "switch"), (2, "push"), (0, "latency"), (1, "latency")}  # 12/15
+    result = bar(
+        runs("patrol", three) + runs("wipe", {(1, "clean")}) + runs("visit_abc", three | {(2, "noise")})
+    )
+    patrol = result["patrol"]
+    assert (patrol["success"], patrol["runs"]) == (12, 15) and patrol["met"]  # 80 %, latency not counted
+    assert patrol["per_seed"] == {0: [4, 5], 1: [4, 5], 2: [4, 5]}
+    assert patrol["clean"] == [3, 3] and patrol["latency"] == [1, 3]
+    assert result["wipe"]["success"] == 14 and not result["wipe"]["met"]  # a clean run failed
+    assert result["visit_abc"]["success"] == 11 and not result["visit_abc"]["met"]  # 73 %
+    assert bar([]) == {}
 
 
 def test_bench_eval_prints_throughput_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:

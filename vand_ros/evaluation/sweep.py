@@ -16,6 +16,11 @@ and the same report_validation.md tables. On top, OUT/sweep.md and OUT/sweep.jso
     per candidate (its best mode) and behaviour: success rate over every run, progress score (mean over
     seeds ± their std), and the copycat gain of the trained models (learning.diagnostics)
 
+and, per candidate and mode, the acceptance bar of the comparison (`bar`): per behaviour, successes
+pooled over the comparison's conditions (conditions.COMPARISON_CONDITIONS that were run; `latency` is
+reported apart) and the training seeds, per seed, and in clean runs; it is met at >= BAR_RATE pooled with
+every clean run passing.
+
 A data-scaling curve is a set of candidates that differ in `train_episodes` (training episodes per
 behaviour, 0 = all).
 """
@@ -39,6 +44,7 @@ from vand_ros.evaluation.metrics import SuccessConfig, progress_score
 
 DEFAULT_CONDITIONS = ("clean", "push")
 DEFAULT_DURATION_FACTOR = 5.0
+BAR_RATE = 0.8  # the bar: this fraction of the runs pooled over the comparison's conditions and seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +123,9 @@ def summarise(
 
         scores = {mode: _score(cells_of_mode) for mode, cells_of_mode in modes.items()}
         best = max(sorted(scores), key=lambda m: scores[m]) if scores else ""
+        mine = [r for r in runs if r["variant"] == c.variant]
         summary[c.name] = {
+            "bar": {mode: bar([r for r in mine if r["mode"] == mode]) for mode in sorted(modes)},
             "regulariser": c.regulariser,
             "overrides": dict(c.overrides),
             "modes": modes,
@@ -126,6 +134,40 @@ def summarise(
             "copycat_gain": {b: [float(np.mean(v)), float(np.std(v))] for b, v in sorted(gains.items())},
         }
     return summary
+
+
+def bar(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One candidate's runs in one mode -> per behaviour: {"success", "runs"} pooled over the comparison's
+    conditions and seeds, "per_seed" {seed: [success, runs]}, "clean" [success, runs], "latency" [success,
+    runs] (apart), and "met" (>= BAR_RATE pooled and every clean run passing)."""
+    out: dict[str, dict[str, Any]] = {}
+    for behaviour in sorted({r["behaviour"] for r in runs}):
+        mine = [r for r in runs if r["behaviour"] == behaviour]
+        pooled = [r for r in mine if r["condition"] in C.COMPARISON_CONDITIONS]
+        per_seed: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        for r in pooled:
+            per_seed[int(r["train_seed"])][0] += bool(r["success"])
+            per_seed[int(r["train_seed"])][1] += 1
+
+        success, clean = sum(bool(r["success"]) for r in pooled), _count(mine, "clean")
+        out[behaviour] = {
+            "success": success,
+            "runs": len(pooled),
+            "per_seed": {seed: per_seed[seed] for seed in sorted(per_seed)},
+            "clean": clean,
+            "latency": _count(mine, "latency"),
+            "met": bool(pooled)
+            and success >= BAR_RATE * len(pooled)
+            and clean[1] > 0
+            and clean[0] == clean[1],
+        }
+    return out
+
+
+def _count(runs: list[dict[str, Any]], condition: str) -> list[int]:
+    """[successes, runs] of `runs` in `condition`."""
+    group = [r for r in runs if r["condition"] == condition]
+    return [sum(bool(r["success"]) for r in group), len(group)]
 
 
 def _score(cells: dict[str, Any]) -> tuple[float, float]:
@@ -175,6 +217,31 @@ def write_sweep(
             f"| {name} | {s['regulariser']}: {settings} | {mode} | " + " | ".join(cells)
             + f" | {'-' if gain is None else f'{gain[0]:.2f} ± {gain[1]:.2f}'} |"
         )  # fmt: skip
+    lines += [
+        "",
+        f"## Against the bar: >= {BAR_RATE:.0%} of the runs pooled over the comparison's conditions "
+        f"({', '.join(C.COMPARISON_CONDITIONS)}, those run) and seeds, and every clean run",
+        "",
+        "Cell: pooled successes / runs [per seed] (clean successes / clean runs; latency, reported apart); "
+        "a tick where the behaviour meets the bar.",
+        "",
+        "| candidate | mode | " + " | ".join(behaviours) + " |",
+        "|---" * (len(behaviours) + 2) + "|",
+    ]
+    for name in ranked:
+        for mode, cells_of_mode in summary[name]["bar"].items():
+            row = []
+            for b in behaviours:
+                v = cells_of_mode.get(b)
+                if v is None:
+                    row.append("n/a")
+                    continue
+                by_seed = ", ".join(f"{won}/{ran}" for won, ran in v["per_seed"].values())
+                row.append(
+                    f"{'✓ ' if v['met'] else ''}{v['success']}/{v['runs']} [{by_seed}] "
+                    f"({v['clean'][0]}/{v['clean'][1]}; latency {v['latency'][0]}/{v['latency'][1]})"
+                )
+            lines.append(f"| {name} | {mode} | " + " | ".join(row) + " |")
     lines += ["", "Every mode of every candidate: report_validation.md (same folder).", ""]
     path = out / "sweep.md"
     path.write_text("\n".join(lines), encoding="utf-8")
