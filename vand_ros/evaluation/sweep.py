@@ -217,7 +217,16 @@ def write_sweep(
             f"| {name} | {s['regulariser']}: {settings} | {mode} | " + " | ".join(cells)
             + f" | {'-' if gain is None else f'{gain[0]:.2f} ± {gain[1]:.2f}'} |"
         )  # fmt: skip
-    lines += [
+    lines += _bar_table(summary, ranked, behaviours)
+    lines += ["", "Every mode of every candidate: report_validation.md (same folder).", ""]
+    path = out / "sweep.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _bar_table(summary: dict[str, Any], ranked: list[str], behaviours: list[str]) -> list[str]:
+    """sweep.md's second table: every candidate and mode against the bar (`bar`)."""
+    lines = [
         "",
         f"## Against the bar: >= {BAR_RATE:.0%} of the runs pooled over the comparison's conditions "
         f"({', '.join(C.COMPARISON_CONDITIONS)}, those run) and seeds, and every clean run",
@@ -242,10 +251,7 @@ def write_sweep(
                     f"({v['clean'][0]}/{v['clean'][1]}; latency {v['latency'][0]}/{v['latency'][1]})"
                 )
             lines.append(f"| {name} | {mode} | " + " | ".join(row) + " |")
-    lines += ["", "Every mode of every candidate: report_validation.md (same folder).", ""]
-    path = out / "sweep.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return lines
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
