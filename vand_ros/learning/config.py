@@ -102,9 +102,10 @@ class TrainConfig:
     ensemble_decay: float = 0.0  # [1/tick] temporal-ensembling weight exp(-decay * age)
     base_deadband: float = 0.02  # [m/s] linear base commands smaller than this are sent as zero
     base_deadband_angular: float = 0.05  # [rad/s] the same for angular base commands (wz)
-    # What the network sees in its joint slots: the "measured" joints, or the "command" the graph sent the
+    # What the network sees in its joint slots: the "measured" joints, the "command" the graph sent the
     # tick before (kept in the graph; the measured joints at reset), which no encoder noise or latency
-    # reaches. "command" needs absolute or previous targets, and training with feedback (below).
+    # reaches, or the measured joints "filtered" (joint_filter, below). "command" needs absolute or
+    # previous targets, and training with feedback (below). Round 15 measured both; neither is adopted.
     joint_input: str = "measured"
     command_weight: float = 1.0  # with "command": its weight against the measured joints (1 = alone)
     # With joint_input "filtered": the joint slots (input, and what relative targets are taken from) hold

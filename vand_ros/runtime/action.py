@@ -36,7 +36,8 @@ controller, the safety filter and the evaluation never see it. Two things are na
                                 a = joint_filter) instead of one to one. Training filters the demonstrated
                                 observations the same way (after any training noise on the joints), so
                                 the filter's lag is part of what the policy learns, not a surprise at run
-                                time; nothing is fed back from the policy's own commands.
+                                time; nothing is fed back from the policy's own commands. Measured in
+                                docs/learnability.md, round 15: not enough alone (not the default).
     joint_filter    with joint_input "filtered": the filter's weight a of its previous value, in (0, 1) per
                     tick (time constant -1 / ln(a) ticks); 0 with the other inputs.
     command_weight  with joint_input "command": the joint slots see command_weight x the previous command
@@ -93,7 +94,7 @@ class ActionSpec:
     ensemble_decay: float = 0.0  # [1/tick] weight exp(-decay * age) in temporal ensembling
     base_deadband: float = 0.0  # [m/s] linear base commands smaller than this become exactly zero
     base_deadband_angular: float = 0.0  # [rad/s] the same for angular base commands
-    joint_input: str = "measured"  # the joint slots of the network's input: "measured" or "command"
+    joint_input: str = "measured"  # the joint slots of the network's input: "measured", "command", "filtered"
     command_weight: float = 1.0  # with "command": its weight against the measured joints in those slots
     joint_filter: float = 0.0  # with "filtered": the low-pass filter's weight of its previous value
 
