@@ -89,19 +89,13 @@ class StepGraph(nn.Module):
     def __init__(self, policy: Policy) -> None:
         super().__init__()
         self.policy = policy
-        self.n_state = (
-            (2 if policy.cfg.cell == "lstm" else 1)
-            + (1 if policy.action.ensembles else 0)
-            + (1 if policy.action.feeds_previous else 0)
-            + (1 if policy.action.filters_joints else 0)
-        )
+        # the recurrent state, then ensembling sums, previous targets, filter (those the spec has)
+        self.n_state = (2 if policy.cfg.cell == "lstm" else 1) + len(policy.exec_slots())
         self.input_mask = policy.cfg.uses_input_mask
 
     def forward(self, obs: Tensor, *args: Tensor) -> tuple[Tensor, ...]:
         n_state = self.n_state
-        state = tuple(
-            args[:n_state]
-        )  # (1, L, H) each, then ensembling sums, previous targets, filter (if any)
+        state = tuple(args[:n_state])  # init_exec_state's order
         eps, u = args[n_state], args[n_state + 1]
         u_x = args[n_state + 2] if self.input_mask else None
         action, new_state = self.policy.step(obs, state, Draws(eps, u, u_x))  # (1, A)
