@@ -326,6 +326,17 @@ def test_switch_demonstrations_switch_instruction_and_demonstrator_mid_episode(
         D.make_switch("wipe", 3, 0)
 
 
+def test_switch_demonstrations_cover_switches_after_the_first_behaviour_finished() -> None:
+    """The `switch` condition switches 30 s into a 150 s run, when the first visit has finished and the
+    robot stands at its last station; the demonstrations must show that start as well as mid-course ones
+    (with only 3-15 s switches every visit seed failed it: docs/learnability.md, round 16)."""
+    for behaviour in ("visit_abc", "visit_cba", "patrol"):
+        draws = [D.make_switch(behaviour, 0, ep) for ep in range(96, 128)]
+        after = sum(switch.at > first.duration for first, switch in draws)
+        during = sum(switch.at < first.duration / 2 for first, switch in draws)
+        assert after >= 4 and during >= 8, (behaviour, after, during)
+
+
 def _clean_patrol(tmp_path: Path) -> Path:
     out = tmp_path / "clean"
     args = ["demos", "--behaviour", "patrol", "--episodes", "2", "--seed", "3", "--out", str(out)]
