@@ -10,9 +10,9 @@ scripted demonstrator reacts in closed loop, and the bag records its clean comma
 Deterministic from the seed; same task parameters as the clean episode with the same seed and index.
 
 `--switch` writes switch demonstrations (`simulation.demonstrators.make_switch`): each episode starts as
-the behaviour's `switch_from` behaviour and switches to the behaviour at a whole second in 3-40 s (mid-course, or after the first behaviour has
-finished), what the evaluation's `switch` condition asks of a policy; behaviours without a `switch_from` (wipe) are
-skipped. Combines with `--perturb`.
+the behaviour's `switch_from` behaviour and switches to the behaviour at a whole second in 3-40 s
+(mid-course, or after the first behaviour has finished), what the evaluation's `switch` condition asks of
+a policy; behaviours without a `switch_from` (wipe) are skipped. Combines with `--perturb`.
 
 `--max-delay S` executes every command of an episode a delay after its tick (latency, as over DDS), drawn
 per episode in 10 ms steps from [0, S]; the bag records the command at its tick. Combines with the others.
