@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -49,6 +51,10 @@ def test_no_input_sequence_gives_an_unsafe_command(steps) -> None:
         result = filt.hold(measured) if hold else filt.filter(joints, base, measured)
         _assert_safe(result, filt)
         if result is not None and previous is not None and not hold:
+            # The base command never changes faster than the acceleration bound, except to stop: a hold
+            # (also for a bad action) stops it at once, and the next command starts from rest.
+            if np.any(result.base != 0.0):
+                assert np.all(np.abs(result.base - previous.base) <= filt.max_base_delta + 1e-12)
             # Between two published targets a joint never moves more than one step bound.
             assert np.all(np.abs(result.joints - previous.joints) <= filt.max_step + 1e-12) or np.array_equal(
                 result.joints, np.clip(measured, LIMITS.joint_lower, LIMITS.joint_upper)
@@ -102,12 +108,38 @@ def test_position_and_base_limits_apply() -> None:
     out = filt.filter(LIMITS.joint_upper + 5.0, np.array([9.0, -9.0, 0.01]), LIMITS.joint_upper)
     assert out is not None and out.clamped_position and out.clamped_base
     np.testing.assert_array_equal(out.joints, LIMITS.joint_upper)
-    # Acceleration bound: from rest, one tick changes the base command by at most a_max * dt.
-    np.testing.assert_allclose(out.base, [1.0 / RATE, -1.0 / RATE, 0.01])
+    # Acceleration bound: from rest, one tick changes the base command by at most a_max * dt, all three
+    # axes scaled by the same factor (vx and vy at their bound; wz by the same fraction of its request).
+    scale = (1.0 / RATE) / 0.5  # vx's bound over its request (clipped to the 0.5 m/s velocity limit)
+    np.testing.assert_allclose(out.base, [1.0 / RATE, -1.0 / RATE, 0.01 * scale])
     for _ in range(100):
         out = filt.filter(LIMITS.joint_upper, np.array([9.0, -9.0, 0.0]), LIMITS.joint_upper)
     assert out is not None
     np.testing.assert_allclose(out.base, [0.5, -0.5, 0.0])
+
+
+def test_the_base_speeds_up_along_the_commanded_path() -> None:
+    """From rest (engaged, or after a hold) the acceleration bound scales all three axes by one factor, so
+    the ramp keeps the commanded curvature wz / vx. Clipping each axis alone turned a patrol loop's restart
+    into a tighter turn (the turn rate arrived in 6 ticks, the speed in 9) and moved the loop's centre on
+    every hold (docs/learnability.md, round 16)."""
+    limits = replace(LIMITS, base_max_velocity=np.array([1.0, 1.0, 1.5]))
+    filt = SafetyFilter(limits, 20.0)
+    filt.engage(np.zeros(J))
+    patrol = np.array([0.45, 0.0, 0.64])
+    ramp = []
+    for _ in range(20):
+        out = filt.filter(np.zeros(J), patrol, np.zeros(J))
+        assert out is not None
+        ramp.append(out.base.copy())
+    ramp_a = np.array(ramp)
+    np.testing.assert_allclose(ramp_a[:, 2], ramp_a[:, 0] * 0.64 / 0.45)  # the curvature of every tick
+    assert ramp_a[0, 0] == pytest.approx(1.0 / 20.0)  # vx at its bound, wz below its own
+    np.testing.assert_allclose(ramp_a[-1], patrol)
+    assert filt.hold(np.zeros(J)) is not None
+    out = filt.filter(np.zeros(J), patrol, np.zeros(J))
+    assert out is not None
+    np.testing.assert_allclose(out.base, ramp_a[0])  # after a hold: the same ramp from rest
 
 
 def test_hold_stops_the_base_and_clamps_a_measured_pose_outside_the_limits() -> None:

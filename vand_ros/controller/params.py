@@ -89,7 +89,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     P(
         "base_max_acceleration",
         list(robot.BASE_MAX_ACCELERATION),
-        "base acceleration limits (vx, vy, wz) per second",
+        "base acceleration limits (vx, vy, wz) per second, one factor scaling all three axes",
         1e-6,
         1000.0,
     ),

@@ -4,8 +4,12 @@ Every command the node publishes passes through `SafetyFilter`:
 - arm: joint position targets [rad] are clamped to the joint limits, then to a maximum step per tick from the
   previous target (which also blends the arm in from its measured pose after enable, with the step bound
   ramping up from zero over `blend_time`);
-- base: velocity commands (vx [m/s], vy [m/s], wz [rad/s]) are clamped to the velocity limits, then to the
-  acceleration limits from the previous command;
+- base: velocity commands (vx [m/s], vy [m/s], wz [rad/s]) are clamped to the velocity limits, then
+  limited in acceleration from the previous command by one factor for all three axes (the change is scaled
+  until every axis is within its limit, as nav2's velocity smoother does with `scale_velocities`). Clipping
+  each axis alone would bend the path while the base speeds up: from rest, the turn rate of a patrol loop
+  reached its value in 6 ticks and the speed in 9, so every restart after a hold tightened the turn and
+  moved the loop's centre (docs/learnability.md, round 16); scaled, the base keeps the commanded curvature;
 - a non-finite or wrongly sized action is never used: the filter holds instead.
 
 Holding (on any fault) means: the arm target is the measured position when the hold began, clamped to the
@@ -154,8 +158,9 @@ class SafetyFilter:
 
         vmax = self.limits.base_max_velocity
         cmd = np.clip(base, -vmax, vmax)
-        cmd = np.clip(cmd, self._last_base - self.max_base_delta, self._last_base + self.max_base_delta)
-        cmd = np.clip(cmd, -vmax, vmax)
+        change = cmd - self._last_base
+        scale = 1.0 / max(1.0, float(np.max(np.abs(change) / self.max_base_delta)))
+        cmd = np.clip(self._last_base + scale * change, -vmax, vmax)
         clamped_base = bool(np.any(cmd != base))
 
         self._last_joints = stepped
