@@ -36,6 +36,7 @@ from vand_ros.runtime.assembler import ObservationAssembler
 from vand_ros.runtime.layout import Layout, default_layout
 from vand_ros.simulation import demonstrators as D
 from vand_ros.simulation import features as F
+from vand_ros.simulation.perturb import arm_push
 from vand_ros.simulation.physics import NS_PER_S, STEPS_PER_S, Odom, Sim
 from vand_ros.simulation.runner import PERIODS, Runner
 
@@ -262,7 +263,8 @@ def run_closed_loop(
             t = sim.time_ns / NS_PER_S
             while pushes and pushes[0].t <= t + 1e-9:
                 push = pushes.pop(0)
-                sim.data.qpos[sim.ids.arm_qpos] += np.asarray(push.arm)
+                q = sim.joint_positions()
+                sim.data.qpos[sim.ids.arm_qpos] = q + arm_push(q, push.arm)  # never into the table
                 sim.displace_base(*push.base)  # also recomputes the kinematics
             runner.emit()
             ns = sim.time_ns

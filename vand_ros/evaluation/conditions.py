@@ -11,7 +11,10 @@ VAND.md's "The claim to test" asks, each reported on its own:
              width beyond the range (`BehaviourSpec.start_base`), on a random side.
 - push       the base is displaced by 0.15 m in a random direction and turned by +-0.2 rad, and the arm
              joints are displaced by +-0.2 rad, at 30 % and 60 % of the run (the simulation moves the
-             robot; nothing is commanded). Sequential behaviours get one more push at 6 s, mid-task.
+             robot; nothing is commanded). Sequential behaviours get one more push at 6 s, mid-task. An
+             arm displacement that would lower the end effector is halved until it does not, as in the
+             recovery demonstrations (`simulation.perturb.arm_push`): before round 16 such pushes put
+             the wiping end effector inside the table, where it stayed stuck whatever the policy did.
 - noise      Gaussian noise on every sensor message (joints 0.01 rad, base velocity 0.02, visible
              feature coordinates 0.02 m), 10 % of feature messages dropped at random, and every 20 s
              a burst of 6 consecutive dropped feature messages (0.4 s > the controller's 0.3 s max

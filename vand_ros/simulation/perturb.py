@@ -142,17 +142,8 @@ class Disturber:
 
     @staticmethod
     def arm_displacement(q: np.ndarray, push: Push) -> np.ndarray:
-        """The push's joint displacement (6,) [rad] for joints at `q`, halved (up to 4 times, then zero) until
-        the end effector ends no lower than it was: teleporting it down would put it inside the table."""
-        from vand_ros.simulation import kinematics as K
-
-        z0 = float(K.forward(q)[2])
-        d = np.asarray(push.arm, dtype=np.float64)
-        for _ in range(5):
-            if float(K.forward(q + d)[2]) >= z0 - 0.005:
-                return d
-            d = 0.5 * d
-        return np.zeros_like(d)
+        """The push's joint displacement (6,) [rad] for joints at `q` (see `arm_push`)."""
+        return arm_push(q, push.arm)
 
     def executed(
         self, arm: np.ndarray, twist: tuple[float, float, float]
@@ -164,3 +155,19 @@ class Disturber:
         self.base_noise = self.a * self.base_noise + s * base_std * self.gen.normal(size=3)
         noisy = np.asarray(twist, dtype=np.float64) + self.base_noise
         return arm + self.arm_noise, (float(noisy[0]), float(noisy[1]), float(noisy[2]))
+
+
+def arm_push(q: np.ndarray, arm: np.ndarray | tuple[float, ...]) -> np.ndarray:
+    """A push's joint displacement (6,) [rad] for joints at `q`: `arm`, halved (up to 4 times, then zero)
+    until the end effector ends no lower than it was. Teleporting it down would put it inside the table, a
+    state no push makes and no policy can leave (the arm stays stuck under the table top). The recovery
+    demonstrations and the evaluation's `push` condition both push through this."""
+    from vand_ros.simulation import kinematics as K
+
+    z0 = float(K.forward(q)[2])
+    d = np.asarray(arm, dtype=np.float64)
+    for _ in range(5):
+        if float(K.forward(q + d)[2]) >= z0 - 0.005:
+            return d
+        d = 0.5 * d
+    return np.zeros_like(d)
