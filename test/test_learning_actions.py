@@ -91,12 +91,40 @@ def test_previous_targets_are_taken_from_the_last_command_and_the_first_measurem
     np.testing.assert_allclose(previous_offset_std([ep], JOINTS), lead.std(0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("execution", ["first", "ensemble"])
-def test_stepping_a_previous_policy_feeds_back_its_own_commands(execution: str) -> None:
+def test_anchored_previous_targets_are_taken_from_a_blend_with_the_measured_joints() -> None:
+    """previous_weight w: targets relative to w x previous + (1 - w) x measured, decoded back onto it, so a
+    measurement error moves the command by 1 - w of it (all of it with relative targets, none at w = 1)."""
+    T, w = 5, 0.8
+    act = torch.randn(1, T, 3)
+    obs = torch.randn(1, T, 6)
+    previous = previous_targets(obs, act, JOINTS)
+    spec = ActionSpec("previous", previous_weight=w)
+    target, _ = chunk_targets(obs, act, torch.ones(1, T), spec, JOINTS)
+    blend = w * previous + (1 - w) * obs[..., :2]
+    torch.testing.assert_close(target[0, :, 0, :2], act[0, :, :2] - blend[0])
+    torch.testing.assert_close(target[0, :, 0, 2], act[0, :, 2])
+    chunk = torch.randn(T, 1, 3)
+    out = decode(chunk, obs[0], spec, JOINTS, previous=previous[0])
+    torch.testing.assert_close(out[:, 0, :2], chunk[:, 0, :2] + blend[0])
+    bumped = obs[0].clone()
+    bumped[:, 0] += 0.01  # a measurement error of 0.01 rad on j0
+    moved = decode(chunk, bumped, spec, JOINTS, previous=previous[0]) - out
+    torch.testing.assert_close(moved[:, 0, 0], torch.full((T,), (1 - w) * 0.01), atol=1e-6, rtol=1e-5)
+    assert ActionSpec.from_dict(spec.to_dict()) == spec
+    for bad in ({"previous_weight": 0.0}, {"previous_weight": 1.2}):
+        with pytest.raises(VandError, match="previous_weight"):
+            ActionSpec("previous", **bad)
+    with pytest.raises(VandError, match="unless representation 'previous'"):
+        ActionSpec("relative", previous_weight=0.8)
+
+
+@pytest.mark.parametrize(("execution", "weight"), [("first", 1.0), ("ensemble", 1.0), ("first", 0.7)])
+def test_stepping_a_previous_policy_feeds_back_its_own_commands(execution: str, weight: float) -> None:
     """The graph's `previous` state is the last command it sent (the measured joints after a reset), so
-    stepping equals the sequence forward given those commands as the previous targets."""
+    stepping equals the sequence forward given those commands as the previous targets (also anchored to
+    the measured joints, previous_weight < 1)."""
     ep = _episode()
-    policy = _small_policy("previous", 3, execution, ep)
+    policy = _small_policy("previous", 3, execution, ep, previous_weight=weight)
     cfg = policy.cfg
     stepped, states, window = _step_through(policy, ep)
     for action, state in zip(stepped, states, strict=True):
@@ -108,6 +136,12 @@ def test_stepping_a_previous_policy_feeds_back_its_own_commands(execution: str) 
     chunks = decode(policy.denormalise_act(out.mean[0]), obs[0], cfg.action_spec, JOINTS, None, own[0])
     if execution == "first":
         torch.testing.assert_close(stepped, chunks[:, 0], atol=1e-5, rtol=1e-5)
+    if weight < 1:
+        with torch.no_grad():
+            plain = decode(
+                policy.denormalise_act(out.mean[0]), obs[0], ActionSpec("previous", 3), JOINTS, None, own[0]
+            )
+        assert float((plain - chunks)[..., :2].abs().max()) > 1e-3  # the blend is in the graph
     moved = stepped[:, :2] - own[0]
     assert float(moved.abs().max()) > 0  # the network's output moves the targets on
 
@@ -119,12 +153,13 @@ def _small_policy(
     ep: Episode,
     joint_input: str = "measured",
     joint_filter: float = 0.0,
+    previous_weight: float = 1.0,
 ) -> Policy:
     """An untrained VAND policy (H = 8) with the statistics of `ep`, in eval mode."""
     cfg = TrainConfig(
         regulariser="vand", hidden_size=8, encoder_size=8, action_representation=representation,
         action_chunk=chunk, chunk_execution=execution, ensemble_decay=0.2, joint_input=joint_input,
-        joint_filter=joint_filter,
+        joint_filter=joint_filter, previous_weight=previous_weight,
     )  # fmt: skip
     torch.manual_seed(0)
     stats = policy_stats(NormStats.from_episodes([ep]), [ep], cfg.action_spec, LAYOUT)

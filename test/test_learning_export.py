@@ -81,6 +81,7 @@ ACTIONS = {
     "absolute_chunk_ensemble": {"action_chunk": 4, "chunk_execution": "ensemble"},
     "relative_without_twist": {"action_representation": "relative", "base_twist_input": "none"},
     "previous": {"action_representation": "previous"},
+    "previous_anchored": {"action_representation": "previous", "previous_weight": 0.8},
     "previous_chunk_ensemble": {
         "action_representation": "previous",
         "action_chunk": 3,

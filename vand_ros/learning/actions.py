@@ -119,7 +119,7 @@ def targets_seen_from(
         return absolute
     offset = absolute.new_zeros(absolute.shape[:2] + absolute.shape[-1:])  # (B, T, A)
     if spec.representation == "previous":
-        offset[..., joints] = previous
+        offset[..., joints] = previous_reference(obs, previous, spec, joints)
     else:  # relative to the joint slots it saw
         offset[..., joints] = seen_obs(obs, previous, spec, joints)[..., joints]
     return absolute - offset[:, :, None, :]
@@ -148,8 +148,16 @@ def _reference(
             )
         return _measured(obs, act.shape[-1], joints)
     offset = act.new_zeros(act.shape)
-    offset[..., joints] = previous_targets(obs, act, joints) if previous is None else previous
+    previous = previous_targets(obs, act, joints) if previous is None else previous
+    offset[..., joints] = previous_reference(obs, previous, spec, joints)
     return offset
+
+
+def previous_reference(obs: Tensor, previous: Tensor, spec: ActionSpec, joints: slice) -> Tensor:
+    """What "previous" targets are taken from, (..., J): previous_weight x the previous targets (..., J) +
+    (1 - previous_weight) x the joint slots of obs (..., D); the previous targets alone at weight 1."""
+    w = spec.previous_weight
+    return previous if w == 1.0 else w * previous + (1.0 - w) * obs[..., joints]
 
 
 def _measured(obs: Tensor, act_dim: int, joints: slice) -> Tensor:
@@ -226,7 +234,7 @@ def decode(
         if previous is None:
             raise ValueError("the previous representation decodes with the previous joint targets")
         offset = chunk.new_zeros(chunk.shape[0], chunk.shape[-1])
-        offset[:, joints] = previous
+        offset[:, joints] = previous_reference(obs, previous, spec, joints)
         chunk = chunk + offset[:, None, :]
     if deadband is not None and spec.has_deadband:
         base = chunk[..., joints.stop :]  # (B, K, A - J)

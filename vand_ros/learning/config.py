@@ -55,6 +55,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "feedback_after": 0,
     "command_weight": 1.0,
     "joint_filter": 0.0,
+    "previous_weight": 1.0,
 }
 REGULARISERS: tuple[str, ...] = ("none", "nrnn", "gal", "vand", "vand_noise", "vand_dropout", "vand_fixed")
 BASE_TWIST_INPUTS: tuple[str, ...] = ("measured", "none")
@@ -114,6 +115,10 @@ class TrainConfig:
     # relative wipe's command carried the 0.01 rad noise straight to the arm: 14.7x the demonstrations'
     # shake, docs/learnability.md round 14). 0 with the other inputs.
     joint_filter: float = 0.0
+    # With action_representation "previous": targets are taken from, and decoded onto, previous_weight x
+    # the previous target + (1 - previous_weight) x the joint slots, so the measured joints anchor the arm
+    # (1 - w of its offset per tick) and only 1 - w of encoder noise reaches the command (round 16).
+    previous_weight: float = 1.0
     # -- optimisation -----------------------------------------------------------------------------------
     seq_len: int = 64  # truncated-BPTT window [steps]; the state is carried (detached) across windows
     batch_size: int = 16  # episodes per batch
@@ -270,6 +275,7 @@ class TrainConfig:
             self.joint_input,
             self.command_weight,
             self.joint_filter,
+            self.previous_weight,
         )
 
     @property
