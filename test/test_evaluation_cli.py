@@ -121,7 +121,7 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
     out = tmp_path / "out"
     argv = [
         "sweep", "--bags", str(bags), "--out", str(out), "--quick", "--seeds", "2", "--epochs", "2",
-        "--behaviours", "wipe", "--conditions", "clean", "--duration-factor", "0.5",
+        "--behaviours", "wipe", "--conditions", "clean", "--duration-factor", "0.5", "--scenarios", "2",
         "--candidate", "absolute", "--candidate", "relative", "action_representation=relative",
         "--candidate", "few", "regulariser=none", "train_episodes=1",
         "--candidate", "picked", "regulariser=none", "select_every=1",
@@ -133,7 +133,7 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
     assert summary["few"]["regulariser"] == "none" and summary["few"]["overrides"] == {"train_episodes": 1}
     for s in summary.values():
         (cell,) = s["modes"][s["best_mode"]].values()
-        assert cell["runs"] == 2 and cell["clean_runs"] == 2  # one validation run per training seed
+        assert cell["runs"] == 4 and cell["clean_runs"] == 4  # two validation scenarios per training seed
         assert len(s["copycat_gain"]["wipe"]) == 2  # mean and std of the trained models' gains
     names = sorted(p.stem for p in (out / "models").glob("*.onnx"))
     assert names == sorted(
@@ -147,6 +147,12 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
         )
         for seed in (0, 1)
     )
+    # scenario k of training seed s: 1000 + s + seeds x k, so no two models share one
+    stored = {
+        (p.relative_to(out / "results").parts[0][-2:], p.stem[-5:])
+        for p in (out / "results").glob("vand_s*/validation/*/*/*.json")
+    }
+    assert stored == {("s0", "s1000"), ("s0", "s1002"), ("s1", "s1001"), ("s1", "s1003")}
     # the deadband is execution-side: relative_db is the relative training run, exported with it
     runs = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir())
     assert len(runs) == 8 and not any("deadband" in r for r in runs)
@@ -158,7 +164,7 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
     table = (out / "sweep.md").read_text()
     assert "| relative | vand: action_representation=relative |" in table
     assert "## Against the bar" in table
-    assert summary["relative"]["bar"][summary["relative"]["best_mode"]]["wipe"]["clean"][1] == 2
+    assert summary["relative"]["bar"][summary["relative"]["best_mode"]]["wipe"]["clean"][1] == 4
 
 
 def test_the_bar_pools_the_comparison_conditions_and_needs_every_clean_run() -> None:

@@ -82,6 +82,12 @@ class Campaign:
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig values every job starts from
     threads: int = 1
     save_trajectories: bool = False
+    # Validation jobs run `scenarios` scenarios per model: seeds VALIDATION_SEED_OFFSET + training seed +
+    # scenario_stride x k, k < scenarios (the sweep's stride is its number of training seeds, so no two
+    # models share a scenario). One scenario per condition leaves 3 runs per cell with 3 training seeds,
+    # too few to tell most effects from noise (docs/learnability.md, round 16).
+    scenarios: int = 1
+    scenario_stride: int = 1
 
     def prepare(
         self, bags: Sequence[str | Path], train_bags: Sequence[str | Path] = ()
@@ -147,9 +153,13 @@ def run_job(campaign: Campaign, job: Job) -> tuple[list[dict[str, Any]], dict[st
 def job_plan(campaign: Campaign, job: Job, model: Path) -> list[Planned]:
     """The closed-loop runs of one job's model, in report order."""
     refs = load_references(campaign.out / "reference.json")
-    seed = VALIDATION_SEED_OFFSET + job.seed if job.validation else job.seed
+    if job.validation:
+        first = VALIDATION_SEED_OFFSET + job.seed
+        seeds = tuple(first + campaign.scenario_stride * k for k in range(campaign.scenarios))
+    else:
+        seeds = (job.seed,)
     behaviours = [b for b in campaign.behaviours if b in refs]
-    return planned_runs(model, refs, behaviours, campaign.conditions, campaign.modes, (seed,))
+    return planned_runs(model, refs, behaviours, campaign.conditions, campaign.modes, seeds)
 
 
 def run_planned(campaign: Campaign, job: Job, model: Path, planned: Planned) -> dict[str, Any]:

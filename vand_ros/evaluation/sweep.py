@@ -6,10 +6,11 @@
         --candidate rel_chunk10 action_representation=relative action_chunk=10
 
 A candidate is a name and TrainConfig overrides (`regulariser=...` among them; default vand). Every
-candidate gets the same budget: `--seeds` training seeds of at most `--epochs` epochs each, then one
-closed-loop run per behaviour x condition (`--conditions`, default clean and push) x execution mode
-(`--modes`, default the card's), `--duration-factor` (default 5) x the demonstration length, on
-validation scenarios (tuning.VALIDATION_SEED_OFFSET + training seed), never on the test scenarios that
+candidate gets the same budget: `--seeds` training seeds of at most `--epochs` epochs each, then
+`--scenarios` closed-loop runs (default 1) per behaviour x condition (`--conditions`, default clean and
+push) x execution mode (`--modes`, default the card's), `--duration-factor` (default 5) x the demonstration
+length, on validation scenarios (tuning.VALIDATION_SEED_OFFSET + training seed + seeds x k for the k-th
+scenario), never on the test scenarios that
 `vand-ros evaluate` reports. It is a campaign (evaluation.campaign): resumable, the same folder layout,
 and the same report_validation.md tables. On top, OUT/sweep.md and OUT/sweep.json rank the candidates:
 
@@ -267,6 +268,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a design to try: a name, then TrainConfig overrides (regulariser=... too; default vand)",
     )
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per candidate")
+    parser.add_argument(
+        "--scenarios",
+        type=int,
+        default=1,
+        help="validation scenarios per model and condition (seeds 1000 + training seed + SEEDS x k)",
+    )
     parser.add_argument("--epochs", type=int, default=80, help="maximum training epochs (the same for all)")
     parser.add_argument("--behaviours", nargs="+", default=list(robot.BEHAVIOURS), choices=robot.BEHAVIOURS)
     parser.add_argument(
@@ -286,14 +293,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from vand_ros.evaluation.report import write_report
 
-    if args.seeds < 1 or args.jobs < 1 or args.epochs < 1:
-        raise VandError(f"--seeds {args.seeds} --jobs {args.jobs} --epochs {args.epochs}: expected >= 1 each")
+    if min(args.seeds, args.jobs, args.epochs, args.scenarios) < 1:
+        raise VandError(
+            f"--seeds {args.seeds} --jobs {args.jobs} --epochs {args.epochs} --scenarios {args.scenarios}: "
+            "expected >= 1 each"
+        )
     candidates = parse_candidates(args.candidate)
     cfg = dataclasses.replace(SuccessConfig(), duration_factor=args.duration_factor)
     train: dict[str, Any] = {"max_epochs": args.epochs, "smoke": bool(args.quick)}
     campaign = Campaign(
         args.out, tuple(args.behaviours), tuple(args.conditions), tuple(args.modes) if args.modes else None,
-        cfg, train,
+        cfg, train, scenarios=args.scenarios, scenario_stride=args.seeds,
     )  # fmt: skip
     refs = campaign.prepare(args.bags, args.train_bags)
     behaviours = [b for b in args.behaviours if b in refs]
