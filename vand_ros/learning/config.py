@@ -116,8 +116,9 @@ class TrainConfig:
     # shake, docs/learnability.md round 14). 0 with the other inputs.
     joint_filter: float = 0.0
     # With action_representation "previous": targets are taken from, and decoded onto, previous_weight x
-    # the previous target + (1 - previous_weight) x the joint slots, so the measured joints anchor the arm
-    # (1 - w of its offset per tick) and only 1 - w of encoder noise reaches the command (round 16).
+    # the previous target + (1 - previous_weight) x the joint slots, so only 1 - w of encoder noise reaches
+    # the command. Round 16 measured it on the wipe: less shake under noise, but the stroke still drifts
+    # (the arm follows the command, so the measured joints cannot anchor where the stroke is). Not a default.
     previous_weight: float = 1.0
     # -- optimisation -----------------------------------------------------------------------------------
     seq_len: int = 64  # truncated-BPTT window [steps]; the state is carried (detached) across windows

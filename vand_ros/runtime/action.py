@@ -17,9 +17,10 @@ controller, the safety filter and the evaluation never see it. Two things are na
                                 freshest, possibly late, joint reading (docs/learnability.md, round 12).
                                 With previous_weight w < 1 the targets are taken from, and decoded onto,
                                 w x previous + (1 - w) x measured (the joint slots the network sees):
-                                the measured joints then pull every command back by 1 - w of the arm's
-                                offset per tick (an error in the policy's steps decays as w^t, where at
-                                w = 1 it accumulates), and pass only 1 - w of encoder noise to the command.
+                                a gap between the command and the arm closes by 1 - w per tick, and only
+                                1 - w of encoder noise passes to the command. It does not anchor the
+                                stroke: the arm follows the command, so a bias in the policy's steps still
+                                accumulates (the wipe drifted, docs/learnability.md round 16).
                     The base command is a velocity in every representation.
     joint_input     what the network sees in the joint slots of its observation:
                     "measured"  the measured joint positions (the raw observation's joint slice)
