@@ -90,6 +90,56 @@ def test_latest_sample_at_or_before_the_tick() -> None:
     assert obs.vector is not None and obs.vector[0] == 6.0
 
 
+def test_joints_are_moved_forward_to_the_tick_by_their_velocities() -> None:
+    """Joint states arrive at a different age each tick (0-10 ms at 100 Hz); the assembler moves the latest
+    one to the tick with the message's velocities, up to `joint_alignment`, so that jitter never reaches a
+    policy that decodes its targets onto the measured joints."""
+    asm = ObservationAssembler(AssemblerConfig(LAYOUT, joint_alignment=0.02))
+    _full(asm, 0)
+    q, v = np.arange(6.0), np.linspace(-1.0, 1.0, 6)
+    names = ["gripper", *reversed(J)]  # velocities are matched by name, as the positions are
+    assert asm.update_joints(40 * MS, names, [9.0, *q[::-1]], [float("nan"), *v[::-1]]) is None
+    joints = LAYOUT.obs_slices["joints"]
+
+    def seen(tick: int) -> np.ndarray:
+        vector = asm.assemble(tick).vector
+        assert vector is not None
+        return vector[joints].astype(np.float64)
+
+    np.testing.assert_allclose(seen(40 * MS), q, atol=1e-6)  # stamped at the tick: as it is
+    np.testing.assert_allclose(seen(47 * MS), q + 0.007 * v, atol=1e-6)
+    np.testing.assert_allclose(seen(90 * MS), q + 0.02 * v, atol=1e-6)  # 50 ms old: at most 20 ms forward
+
+    off = ObservationAssembler(AssemblerConfig(LAYOUT, joint_alignment=None))
+    _full(off, 0)
+    off.update_joints(40 * MS, J, q, v)
+    assert off.assemble(47 * MS).vector is not None
+    np.testing.assert_allclose(off.assemble(47 * MS).vector[joints], q)  # type: ignore[index]
+
+
+@pytest.mark.parametrize("velocities", [[], [0.5, float("nan"), 0, 0, 0, 0]])
+def test_joints_without_usable_velocities_are_used_unaligned(velocities: list[float]) -> None:
+    asm = ObservationAssembler(AssemblerConfig(LAYOUT))
+    _full(asm, 0)
+    assert asm.update_joints(40 * MS, J, np.full(6, 2.0), velocities) is None
+    vector = asm.assemble(47 * MS).vector
+    assert vector is not None
+    np.testing.assert_array_equal(vector[LAYOUT.obs_slices["joints"]], np.full(6, 2.0))
+
+
+def test_joint_velocities_of_the_wrong_size_are_rejected_and_rclpy_messages_carry_them() -> None:
+    asm = ObservationAssembler(AssemblerConfig(LAYOUT))
+    _full(asm, 0)
+    rej = asm.update_joints(40 * MS, J, np.zeros(6), np.zeros(4))
+    assert rej is not None and rej.kind == "size" and "6 names but 4 velocities" in rej.reason
+    assert not asm.assemble(47 * MS).valid  # the stream stays invalid until its next good message
+    msg = bw.joint_state(45 * MS, J, np.zeros(6), np.ones(6))  # a whole message, as the node gets it
+    assert asm.on_joint_state(msg, 46 * MS) is None
+    vector = asm.assemble(50 * MS).vector
+    assert vector is not None
+    np.testing.assert_allclose(vector[LAYOUT.obs_slices["joints"]], np.full(6, 0.005), atol=1e-6)
+
+
 def test_max_age_makes_the_tick_invalid_never_zero_filled() -> None:
     asm = ObservationAssembler(
         AssemblerConfig(LAYOUT, max_age_joints=1.0, max_age_base=0.2, max_age_features=1.0)

@@ -325,8 +325,13 @@ def test_fast_cdr_parsers_match_rosbags(frame: str) -> None:
 
     js = bw.joint_state(123_456_789_012, ["a", "bb", "ccc", "dddd", "e" * 5], [0.1, -2, 3.5, 1e-9, 7])
     js.header.frame_id = frame
-    stamp, names, pos = cdr.joint_state(ser(js, "sensor_msgs/msg/JointState"))
+    stamp, names, pos, vel = cdr.joint_state(ser(js, "sensor_msgs/msg/JointState"))
     assert stamp == 123_456_789_012 and list(names) == js.name and np.array_equal(pos, js.position)
+    assert vel.size == 0  # no velocities in the message
+    moving = bw.joint_state(7, ["a", "bb"], [0.1, -2], [0.5, -1.25])
+    moving.header.frame_id = frame
+    stamp, names, pos, vel = cdr.joint_state(ser(moving, "sensor_msgs/msg/JointState"))
+    assert np.array_equal(pos, [0.1, -2]) and np.array_equal(vel, [0.5, -1.25])
     od = bw.odometry(
         5, (1, 2), 0.3, (0.1, 0.2, 0.3), (0.4, 0.5, 0.6), frame_id=frame, child_frame_id=frame + "x"
     )

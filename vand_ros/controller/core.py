@@ -104,7 +104,7 @@ class ControlCore:
     def measured_joints(self) -> npt.NDArray[np.float64] | None:
         """Latest accepted joint positions [rad] in layout order (possibly stale), None if never received."""
         values = self.assembler.joints.values
-        return np.asarray(values[-1], dtype=np.float64) if values else None
+        return np.asarray(values[-1].position, dtype=np.float64) if values else None
 
     def tick(self, now_ns: int) -> TickResult:
         self.counters.ticks += 1

@@ -102,6 +102,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     P("cmd_vel_topic", robot.TOPICS.cmd_vel, "base velocity command output"),
     P("cmd_vel_type", "twist", "base command message type", choices=CMD_VEL_TYPES),
     P("max_age_joints", 0.1, "joint states older than this are stale [s]", 1e-3, 60.0),
+    P(
+        "joint_alignment",
+        0.02,
+        "joint positions are moved forward to the control tick by their velocities, at most this far [s] "
+        "(0 = off): joint states arrive at a different age each tick",
+        0.0,
+        0.1,
+    ),
     P("max_age_odom", 0.2, "odometry older than this is stale [s]", 1e-3, 60.0),
     P("max_age_features", 0.3, "camera features older than this are stale [s]", 1e-3, 60.0),
     P("diagnostics_period", 1.0, "period of /diagnostics [s]", 0.05, 60.0),
@@ -148,6 +156,7 @@ class ControllerConfig:
     cmd_vel_topic: str
     cmd_vel_type: str
     max_age_joints: float  # [s]
+    joint_alignment: float  # [s], 0 = off
     max_age_odom: float  # [s]
     max_age_features: float  # [s]
     diagnostics_period: float  # [s]
@@ -164,6 +173,7 @@ class ControllerConfig:
         return AssemblerConfig(
             layout=layout,
             max_age_joints=self.max_age_joints,
+            joint_alignment=self.joint_alignment or None,
             max_age_base=self.max_age_odom,
             max_age_features=self.max_age_features,
             topics={

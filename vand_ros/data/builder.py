@@ -131,8 +131,8 @@ def _handler(role: str, msgtype: str, obs: ObservationAssembler, act: ActionAsse
         update_joints = obs.update_joints
 
         def joints(t: int, raw: bytes) -> Rejection | None:
-            stamp, names, pos = cdr.joint_state(raw)
-            return update_joints(stamp or t, names, pos)
+            stamp, names, pos, vel = cdr.joint_state(raw)
+            return update_joints(stamp or t, names, pos, vel)
 
         return fallback(joints)
     if role == "odom":

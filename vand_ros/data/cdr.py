@@ -76,8 +76,9 @@ def _names(raw: bytes, pos: int, n: int) -> tuple[tuple[str, ...], int]:
     return result, pos
 
 
-def joint_state(raw: bytes) -> tuple[int, tuple[str, ...], np.ndarray]:
-    """sensor_msgs/JointState -> (header stamp [ns], names, positions (N,) float64 [rad])."""
+def joint_state(raw: bytes) -> tuple[int, tuple[str, ...], np.ndarray, np.ndarray]:
+    """sensor_msgs/JointState -> (header stamp [ns], names, positions (N,) float64 [rad], velocities (M,)
+    float64 [rad/s], M = 0 when the message has none)."""
     _check(raw)
     try:
         stamp = stamp_ns(raw)
@@ -90,9 +91,13 @@ def joint_state(raw: bytes) -> tuple[int, tuple[str, ...], np.ndarray]:
         (m,) = _U32.unpack_from(raw, pos)
         pos = _align(pos + 4, 8)
         positions = np.frombuffer(raw, dtype="<f8", count=m, offset=pos)
+        pos += 8 * m  # 8-aligned already
+        (k,) = _U32.unpack_from(raw, pos)
+        pos = _align(pos + 4, 8)
+        velocities = np.frombuffer(raw, dtype="<f8", count=k, offset=pos)
     except (struct.error, ValueError, UnicodeDecodeError) as err:
         raise CdrError(f"JointState: {err}") from None
-    return stamp, names, positions
+    return stamp, names, positions, velocities
 
 
 def odometry_twist(raw: bytes) -> tuple[int, tuple[float, ...]]:

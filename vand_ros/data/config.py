@@ -48,6 +48,7 @@ class DataConfig:
     topics: DataTopics = field(default_factory=DataTopics)
     control_rate: float = robot.RATES.control  # [Hz] tick grid
     max_age_joints: float | None = 0.1  # [s]
+    joint_alignment: float | None = 0.02  # [s] joints moved forward to the tick by their velocities, at most
     max_age_odom: float | None = 0.2  # [s]
     max_age_features: float | None = 0.3  # [s]
     max_age_instruction: float | None = None  # [s]; None: an instruction holds until the next one
@@ -114,6 +115,7 @@ class DataConfig:
         return AssemblerConfig(
             layout=self.layout(),
             max_age_joints=self.max_age_joints,
+            joint_alignment=self.joint_alignment,
             max_age_base=self.max_age_odom,
             max_age_features=self.max_age_features,
             max_age_instruction=self.max_age_instruction,

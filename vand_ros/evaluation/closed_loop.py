@@ -104,7 +104,7 @@ class AssemblerSink:
 
     def joint_states(self, ns: int, position: np.ndarray, velocity: np.ndarray) -> None:
         q = self.noise.joints(position) if self.noise else position
-        self.assembler.update_joints(ns, self.names, q)
+        self.assembler.update_joints(ns, self.names, q, velocity)
 
     def odom(self, ns: int, odom: Odom) -> None:
         tw = np.array([odom.vx, odom.vy, 0.0, 0.0, 0.0, odom.wz])

@@ -11,8 +11,16 @@ Rules (the same on both sides, so a replayed bag gives the dataset's observation
 - Time of a sample: the header stamp where the message has one (and it is not zero), the receive time
   otherwise (Float32MultiArray, String, Twist have no header) [ns].
 - Resampling: the value of a stream at tick `t` is its latest accepted sample with time <= t.
+- Time alignment of the joints: a joint sample stamped before the tick is moved forward to it by the
+  message's velocities, q + v (t - stamp), by at most `joint_alignment` seconds (default 20 ms; None: off).
+  Joint states arrive at 100 Hz or more, asynchronously to the control timer, so the latest one is 0 to
+  10 ms old at a tick, a different age each tick; a policy that decodes its targets relative to the measured
+  joints turns that jitter into jerk (the wipe's shake doubled over DDS, docs/learnability.md round 16).
+  A sample stamped exactly at the tick (every simulated bag) is used as it is. A message without velocities
+  (an empty velocity array) or with a non-finite one is used unaligned.
 - Max age per stream: a sample older than `max_age` at the tick makes the tick invalid (never zero-filled,
-  never extrapolated). The instruction has no max age by default (it is sent once, or at 1 Hz).
+  never extrapolated beyond the joints' time alignment above). The instruction has no max age by default
+  (it is sent once, or at 1 Hz).
 - Validation on update, with a reason: wrong sizes, NaN/Inf, configured joints missing from a JointState
   (joints are matched by name in any order; extra joints are ignored), a feature layout that does not match,
   an instruction outside the vocabulary, a stamp that goes backwards. A rejected message never reaches the
@@ -218,6 +226,13 @@ class Stream:
             )
         return self.values[i], None
 
+    def stamp_at(self, tick: int) -> int | None:
+        """Stamp of the latest sample at or before `tick` [ns], None when there is none."""
+        for s in reversed(self.stamps):
+            if s <= tick:
+                return s
+        return None
+
     def age_s(self, tick: int) -> float | None:
         """Age of the latest sample at or before `tick` [s] (diagnostics), None when there is none."""
         for s in reversed(self.stamps):
@@ -232,6 +247,7 @@ class AssemblerConfig:
 
     layout: Layout
     max_age_joints: float | None = 0.1  # [s]
+    joint_alignment: float | None = 0.02  # [s] at most this far forward by the velocities; None: off
     max_age_base: float | None = 0.2  # [s]
     max_age_features: float | None = 0.3  # [s]
     max_age_instruction: float | None = None  # [s]; None: the last instruction holds until the next
@@ -252,6 +268,7 @@ class AssemblerConfig:
     def __post_init__(self) -> None:
         for name in (
             "max_age_joints",
+            "joint_alignment",
             "max_age_base",
             "max_age_features",
             "max_age_instruction",
@@ -270,6 +287,14 @@ class AssemblerConfig:
 _JOINT_HINT = "set joint_names in the configuration to the names the robot publishes"
 _SIZE_HINT = "fix the publisher, or the layout in the configuration, so the sizes agree"
 _FINITE_HINT = "fix the publisher (a sensor or encoder fault?) or drop this recording"
+
+
+@dataclass(frozen=True)
+class JointSample:
+    """One accepted JointState in the configured joint order: positions [rad], velocities [rad/s] or None."""
+
+    position: FloatArray  # (J,)
+    velocity: FloatArray | None  # (J,); None: the message had none (or a non-finite one)
 
 
 @dataclass(frozen=True)
@@ -359,19 +384,28 @@ class ObservationAssembler:
         return result
 
     def update_joints(
-        self, stamp: int, names: Sequence[str], positions: Sequence[float] | FloatArray
+        self,
+        stamp: int,
+        names: Sequence[str],
+        positions: Sequence[float] | FloatArray,
+        velocities: Sequence[float] | FloatArray | None = None,
     ) -> Rejection | None:
-        """A JointState: `names` and `positions` [rad] in the message's order; extra joints are ignored."""
+        """A JointState: `names`, `positions` [rad] and `velocities` [rad/s] (None or empty: none) in the
+        message's order; extra joints are ignored."""
         stream = self.joints
         pos = np.asarray(positions, dtype=np.float64)
-        if pos.ndim != 1 or len(pos) != len(names):
-            return self._reject(
-                stream,
-                stamp,
-                f"{len(names)} names but {pos.size} positions",
-                "fix the JointState publisher",
-                "size",
-            )
+        vel = None if velocities is None else np.asarray(velocities, dtype=np.float64)
+        for what, arr in (("positions", pos), ("velocities", vel)):
+            if arr is None or (what == "velocities" and arr.size == 0):
+                continue
+            if arr.ndim != 1 or len(arr) != len(names):
+                return self._reject(
+                    stream,
+                    stamp,
+                    f"{len(names)} names but {arr.size} {what}",
+                    "fix the JointState publisher",
+                    "size",
+                )
         index = self._joint_map(names)
         if isinstance(index, str):
             return self._reject(stream, stamp, index, _JOINT_HINT, "joint-names")
@@ -380,7 +414,10 @@ class ObservationAssembler:
             bad = [self.layout.joint_names[i] for i in np.flatnonzero(~np.isfinite(values))]
             why = f"non-finite position (NaN/Inf) for joints {bad}"
             return self._reject(stream, stamp, why, _FINITE_HINT, "non-finite")
-        return stream.accept(stamp, values)
+        speeds = None if vel is None or vel.size == 0 else vel[index]
+        if speeds is not None and not np.isfinite(speeds).all():
+            speeds = None  # some drivers publish NaN for unknown velocities: the position alone is used
+        return stream.accept(stamp, JointSample(values, speeds))
 
     def update_base(self, stamp: int, twist: Sequence[float] | FloatArray) -> Rejection | None:
         """Base velocity as a flat twist (linear x, y, z [m/s], angular x, y, z [rad/s]) in the base frame."""
@@ -453,7 +490,12 @@ class ObservationAssembler:
     # -- updates with whole messages (rclpy or rosbags objects) ------------------------------------------
     def on_joint_state(self, msg: Any, receive_ns: int) -> Rejection | None:
         stamp = sample_time(stamp_ns(msg.header.stamp), receive_ns)
-        return self.update_joints(stamp, list(msg.name), np.asarray(msg.position, dtype=np.float64))
+        return self.update_joints(
+            stamp,
+            list(msg.name),
+            np.asarray(msg.position, dtype=np.float64),
+            np.asarray(msg.velocity, dtype=np.float64),
+        )
 
     def on_odometry(self, msg: Any, receive_ns: int) -> Rejection | None:
         stamp = sample_time(stamp_ns(msg.header.stamp), receive_ns)
@@ -490,7 +532,7 @@ class ObservationAssembler:
             return Observation(tick, None, tuple(reasons), word)
         obs = np.zeros(self.layout.obs_dim, dtype=np.float32)  # (D,)
         sl = self._slices
-        obs[sl["joints"]] = values["joints"]
+        obs[sl["joints"]] = self._aligned_joints(values["joints"], tick)
         if "base" in values:
             obs[sl["base"]] = values["base"]
         if "features" in values:
@@ -498,6 +540,15 @@ class ObservationAssembler:
         if "instruction" in values:
             obs[sl["instruction"].start + values["instruction"]] = 1.0
         return Observation(tick, obs, (), word)
+
+    def _aligned_joints(self, sample: JointSample, tick: int) -> FloatArray:
+        """The joint positions moved forward to `tick` by their velocities (module docstring), (J,)."""
+        horizon = self.config.joint_alignment
+        stamp = self.joints.stamp_at(tick)
+        if horizon is None or sample.velocity is None or stamp is None or stamp == tick:
+            return sample.position
+        dt = min((tick - stamp) / NS_PER_S, horizon)
+        return sample.position + sample.velocity * dt
 
     def diagnostics(self, tick: int) -> dict[str, str]:
         """Per-stream age, counts and last rejection, as strings for diagnostic_msgs/KeyValue."""
