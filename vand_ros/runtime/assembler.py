@@ -235,10 +235,8 @@ class Stream:
 
     def age_s(self, tick: int) -> float | None:
         """Age of the latest sample at or before `tick` [s] (diagnostics), None when there is none."""
-        for s in reversed(self.stamps):
-            if s <= tick:
-                return (tick - s) / NS_PER_S
-        return None
+        stamp = self.stamp_at(tick)
+        return None if stamp is None else (tick - stamp) / NS_PER_S
 
 
 @dataclass(frozen=True)
