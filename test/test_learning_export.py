@@ -166,6 +166,7 @@ def test_the_card_says_what_the_runtime_needs(tmp_path: Path) -> None:
             "joint_input": "measured",
             "command_weight": 1.0,
             "joint_filter": 0.0,
+            "previous_weight": 1.0,
         }
     )
     assert raw["package_version"] == vand_ros.__version__
