@@ -393,10 +393,10 @@ class ObservationAssembler:
         stream = self.joints
         pos = np.asarray(positions, dtype=np.float64)
         vel = None if velocities is None else np.asarray(velocities, dtype=np.float64)
+        if vel is not None and vel.size == 0:
+            vel = None  # an empty velocity array: the message has none
         for what, arr in (("positions", pos), ("velocities", vel)):
-            if arr is None or (what == "velocities" and arr.size == 0):
-                continue
-            if arr.ndim != 1 or len(arr) != len(names):
+            if arr is not None and (arr.ndim != 1 or len(arr) != len(names)):
                 return self._reject(
                     stream,
                     stamp,
@@ -412,7 +412,7 @@ class ObservationAssembler:
             bad = [self.layout.joint_names[i] for i in np.flatnonzero(~np.isfinite(values))]
             why = f"non-finite position (NaN/Inf) for joints {bad}"
             return self._reject(stream, stamp, why, _FINITE_HINT, "non-finite")
-        speeds = None if vel is None or vel.size == 0 else vel[index]
+        speeds = None if vel is None else vel[index]
         if speeds is not None and not np.isfinite(speeds).all():
             speeds = None  # some drivers publish NaN for unknown velocities: the position alone is used
         return stream.accept(stamp, JointSample(values, speeds))
