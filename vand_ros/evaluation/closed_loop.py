@@ -36,7 +36,7 @@ from vand_ros.runtime.assembler import ObservationAssembler
 from vand_ros.runtime.layout import Layout, default_layout
 from vand_ros.simulation import demonstrators as D
 from vand_ros.simulation import features as F
-from vand_ros.simulation.perturb import arm_push
+from vand_ros.simulation.perturb import apply_push
 from vand_ros.simulation.physics import NS_PER_S, STEPS_PER_S, Odom, Sim
 from vand_ros.simulation.runner import PERIODS, Runner
 
@@ -263,9 +263,7 @@ def run_closed_loop(
             t = sim.time_ns / NS_PER_S
             while pushes and pushes[0].t <= t + 1e-9:
                 push = pushes.pop(0)
-                q = sim.joint_positions()
-                sim.data.qpos[sim.ids.arm_qpos] = q + arm_push(q, push.arm)  # never into the table
-                sim.displace_base(*push.base)  # also recomputes the kinematics
+                apply_push(sim, push.arm, push.base)  # the arm never into the table
             runner.emit()
             ns = sim.time_ns
             while instr and instr[0][0] <= t + 1e-9:

@@ -32,11 +32,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vand_ros import robot
 from vand_ros.errors import VandError
+
+if TYPE_CHECKING:
+    from vand_ros.simulation.physics import Sim
 
 PRESETS: tuple[str, ...] = ("none", "dart", "push", "dart+push")
 DELAY_STEP = 1.0 / robot.RATES.joint_states  # [s] the sim's finest event step: delays are whole multiples
@@ -140,11 +144,6 @@ class Disturber:
             out.append(self.pushes.pop(0))
         return out
 
-    @staticmethod
-    def arm_displacement(q: np.ndarray, push: Push) -> np.ndarray:
-        """The push's joint displacement (6,) [rad] for joints at `q` (see `arm_push`)."""
-        return arm_push(q, push.arm)
-
     def executed(
         self, arm: np.ndarray, twist: tuple[float, float, float]
     ) -> tuple[np.ndarray, tuple[float, float, float]]:
@@ -161,7 +160,7 @@ def arm_push(q: np.ndarray, arm: np.ndarray | tuple[float, ...]) -> np.ndarray:
     """A push's joint displacement (6,) [rad] for joints at `q`: `arm`, halved (up to 4 times, then zero)
     until the end effector ends no lower than it was. Teleporting it down would put it inside the table, a
     state no push makes and no policy can leave (the arm stays stuck under the table top). The recovery
-    demonstrations and the evaluation's `push` condition both push through this."""
+    demonstrations and the evaluation's `push` condition both push through this (`apply_push`)."""
     from vand_ros.simulation import kinematics as K
 
     z0 = float(K.forward(q)[2])
@@ -171,3 +170,11 @@ def arm_push(q: np.ndarray, arm: np.ndarray | tuple[float, ...]) -> np.ndarray:
             return d
         d = 0.5 * d
     return np.zeros_like(d)
+
+
+def apply_push(sim: Sim, arm: np.ndarray | tuple[float, ...], base: tuple[float, float, float]) -> None:
+    """Push the simulated robot: the arm joints by `arm_push(q, arm)`, the base by `base` (dx [m], dy [m],
+    dyaw [rad], world frame). Nothing is commanded; the simulation moves the robot."""
+    q = sim.joint_positions()
+    sim.data.qpos[sim.ids.arm_qpos] = q + arm_push(q, arm)
+    sim.displace_base(*base)  # also recomputes the kinematics

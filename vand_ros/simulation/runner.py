@@ -27,7 +27,7 @@ import numpy as np
 
 from vand_ros import robot
 from vand_ros.simulation import demonstrators as D
-from vand_ros.simulation.perturb import Disturber
+from vand_ros.simulation.perturb import Disturber, apply_push
 from vand_ros.simulation.physics import STEPS_PER_S, Odom, Sim
 
 
@@ -113,9 +113,7 @@ class Runner:
         ns = sim.time_ns
         if self.disturber is not None and self.demo is not None and k % p.control == 0:
             for push in self.disturber.due_pushes(ns / 1e9):
-                q = sim.joint_positions()
-                sim.data.qpos[sim.ids.arm_qpos] = q + self.disturber.arm_displacement(q, push)
-                sim.displace_base(*push.base)  # also recomputes the kinematics
+                apply_push(sim, push.arm, push.base)
         sink.clock(ns)
         # Stamped messages start after t = 0: ROS reads a zero header stamp as "unset", and a consumer that
         # falls back to its receive time for it would see the next stamp go backwards.
