@@ -11,6 +11,7 @@ import torch
 from vand_ros.data.dataset import Episode, NormStats
 from vand_ros.errors import VandError
 from vand_ros.learning.actions import (
+    apply_deadband,
     chunk_targets,
     decode,
     ensemble_step,
@@ -58,11 +59,15 @@ def test_decoding_inverts_the_relative_targets() -> None:
     torch.testing.assert_close(absolute[..., :2] - obs[:, None, :2], chunk[..., :2])
     torch.testing.assert_close(absolute[..., 2], chunk[..., 2])
     assert decode(chunk, obs, ActionSpec(), JOINTS) is chunk
-    small = torch.tensor([[[0.3, -0.2, 0.004]], [[0.3, -0.2, -0.5]]])  # (2, 1, 3): j0 j1 vx
+
+
+def test_the_deadband_zeroes_small_base_commands_only() -> None:
+    small = torch.tensor([[0.3, -0.2, 0.004], [0.3, -0.2, -0.5]])  # (2, 3): j0 j1 vx
     spec = ActionSpec(base_deadband=0.01, base_deadband_angular=0.5)
     assert spec.deadband(("vx", "vy", "wz")) == [0.01, 0.01, 0.5]
-    out = decode(small, torch.zeros(2, 6), spec, JOINTS, torch.tensor(spec.deadband(("vx",))))
-    torch.testing.assert_close(out, torch.tensor([[[0.3, -0.2, 0.0]], [[0.3, -0.2, -0.5]]]))
+    out = apply_deadband(small, spec, JOINTS, torch.tensor(spec.deadband(("vx",))))
+    torch.testing.assert_close(out, torch.tensor([[0.3, -0.2, 0.0], [0.3, -0.2, -0.5]]))
+    assert apply_deadband(small, ActionSpec(), JOINTS, torch.tensor([0.01])) is small
 
 
 def test_previous_targets_are_taken_from_the_last_command_and_the_first_measurement() -> None:
@@ -133,13 +138,13 @@ def test_stepping_a_previous_policy_feeds_back_its_own_commands(execution: str, 
     own = previous_targets(obs, stepped[None], JOINTS)  # (1, T, 2)
     with torch.no_grad():
         out = policy(obs, policy.init_state(1), window, hard=True, previous=own)
-    chunks = decode(policy.denormalise_act(out.mean[0]), obs[0], cfg.action_spec, JOINTS, None, own[0])
+    chunks = decode(policy.denormalise_act(out.mean[0]), obs[0], cfg.action_spec, JOINTS, own[0])
     if execution == "first":
         torch.testing.assert_close(stepped, chunks[:, 0], atol=1e-5, rtol=1e-5)
     if weight < 1:
         with torch.no_grad():
             plain = decode(
-                policy.denormalise_act(out.mean[0]), obs[0], ActionSpec("previous", 3), JOINTS, None, own[0]
+                policy.denormalise_act(out.mean[0]), obs[0], ActionSpec("previous", 3), JOINTS, own[0]
             )
         assert float((plain - chunks)[..., :2].abs().max()) > 1e-3  # the blend is in the graph
     moved = stepped[:, :2] - own[0]
@@ -226,14 +231,14 @@ def test_a_rollout_with_full_feedback_is_the_execution_graph_and_without_is_teac
         torch.testing.assert_close(forced.mean, whole.mean, atol=1e-6, rtol=1e-6)
         half, seen_half, _ = policy.rollout(obs, policy.init_state(1), window, teacher, None, 0.5, hard=True)
     own = half.mean  # its own commands at alpha 0.5, decoded, are what it sees half of at the next tick
-    commands = decode(policy.denormalise_act(own[0]), obs[0], policy.action, JOINTS, None, seen_half[0])
+    commands = decode(policy.denormalise_act(own[0]), obs[0], policy.action, JOINTS, seen_half[0])
     torch.testing.assert_close(seen_half[0, 1:], 0.5 * commands[:-1, 0, :2] + 0.5 * teacher[0, 1:])
     assert float((out.mean - forced.mean).abs().max()) > 1e-4  # feedback changes what it predicts
     with torch.no_grad():  # forced=k: the first k ticks see the demonstration alone, then its own commands
         late, seen_late, _ = policy.rollout(obs, policy.init_state(1), window, teacher, None, 1.0, True, 3)
     torch.testing.assert_close(seen_late[0, :3], teacher[0, :3])
     torch.testing.assert_close(late.mean[:, :3], forced.mean[:, :3], atol=1e-6, rtol=1e-6)
-    commands = decode(policy.denormalise_act(late.mean[0]), obs[0], policy.action, JOINTS, None, seen_late[0])
+    commands = decode(policy.denormalise_act(late.mean[0]), obs[0], policy.action, JOINTS, seen_late[0])
     torch.testing.assert_close(seen_late[0, 3:], commands[2:-1, 0, :2])
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vand_ros.errors import VandError
-from vand_ros.learning.actions import decode
+from vand_ros.learning.actions import apply_deadband, decode
 from vand_ros.learning.cells import gal_mask, nrnn_factor, vand_mask_hard, vand_mask_relaxed
 from vand_ros.learning.config import REGULARISERS, TrainConfig
 from vand_ros.learning.policy import DrawMaker, Draws, Policy
@@ -51,13 +51,14 @@ def test_stepping_equals_the_sequence_forward(reg: str, cell: str) -> None:
             torch.stack(actions, 1),
             torch.stack(
                 [
-                    decode(
-                        policy.denormalise_act(seq.mean[:, t]),
-                        obs[:, t],
+                    apply_deadband(
+                        decode(
+                            policy.denormalise_act(seq.mean[:, t]), obs[:, t], policy.action, policy.joints
+                        )[:, 0],
                         policy.action,
                         policy.joints,
                         policy.deadband,
-                    )[:, 0]
+                    )
                     for t in range(30)
                 ],
                 1,

@@ -140,6 +140,36 @@ def test_every_action_representation_matches_torch_over_a_fed_back_rollout(
         assert onnx_rollout_error(ckpt, path, mode) < 1e-5, mode
 
 
+def _base_commands(ckpt: Checkpoint, path: Path, ticks: int = 200) -> np.ndarray:
+    """The base commands (ticks, 2) the exported graph sends on a fixed stream of random observations."""
+    card = export_policy(ckpt, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sampler = DrawSampler(card, "deterministic", seed=0)
+    state = card.initial_state()
+    rng = np.random.default_rng(3)
+    sent = []
+    for _ in range(ticks):
+        obs = rng.normal(size=(1, D)).astype(np.float32)
+        result = session.run(None, {"obs": obs, **state, **sampler()})
+        state = {name: result[1 + k] for k, (name, _) in enumerate(card.state)}
+        sent.append(result[0][0, 3:])
+    return np.array(sent)
+
+
+def test_an_ensembled_graph_applies_the_deadband_to_the_command_it_sends(tmp_path: Path) -> None:
+    """With temporal ensembling the deadband acts on the ensemble's mean, the command sent: before round 17
+    it zeroed each chunk entry, and the mean of a few entries above it and many zeros reached the robot as
+    a small residue (the parked base turned)."""
+    fields = {"action_representation": "relative", "action_chunk": 5, "chunk_execution": "ensemble"}
+    raw = _base_commands(_checkpoint("vand", "gru", **fields), tmp_path / "raw.onnx")  # no deadband
+    band = np.median(np.abs(raw), axis=0)  # (vx, wz): half the ticks on each side
+    ckpt = _checkpoint(
+        "vand", "gru", base_deadband=float(band[0]), base_deadband_angular=float(band[1]), **fields
+    )
+    sent = _base_commands(ckpt, tmp_path / "banded.onnx")
+    np.testing.assert_allclose(sent, np.where(np.abs(raw) < band, 0.0, raw), rtol=0, atol=1e-6)
+
+
 def test_dynamo_exporter_matches_too(tmp_path: Path) -> None:
     ckpt = _checkpoint("vand", "gru", layers=1)
     export_policy(ckpt, tmp_path / "d.onnx", dynamo=True)

@@ -221,13 +221,12 @@ def decode(
     obs: Tensor,
     spec: ActionSpec,
     joints: slice,
-    deadband: Tensor | None = None,
     previous: Tensor | None = None,
 ) -> Tensor:
-    """Raw chunk (B, K, A) in the representation + raw obs (B, D) -> absolute commands (B, K, A): joints
-    made absolute, base commands whose magnitude is below `deadband` (A - J,) zeroed (the joints are the
-    first entries of act; `spec.deadband(base_axes)` gives the thresholds). `previous` (B, J): the previous
-    joint targets, for the "previous" representation and the command as joint input (`seen_obs`)."""
+    """Raw chunk (B, K, A) in the representation + raw obs (B, D) -> absolute commands (B, K, A), joints
+    made absolute (the joints are the first entries of act). `previous` (B, J): the previous joint
+    targets, for the "previous" representation and the command as joint input (`seen_obs`). The base
+    deadband is not applied here but to the command sent (`apply_deadband`), after any ensembling."""
     if spec.representation == "relative":
         chunk = chunk + _measured(seen_obs(obs, previous, spec, joints), chunk.shape[-1], joints)[:, None, :]
     elif spec.representation == "previous":
@@ -236,11 +235,20 @@ def decode(
         offset = chunk.new_zeros(chunk.shape[0], chunk.shape[-1])
         offset[:, joints] = previous_reference(obs, previous, spec, joints)
         chunk = chunk + offset[:, None, :]
-    if deadband is not None and spec.has_deadband:
-        base = chunk[..., joints.stop :]  # (B, K, A - J)
-        base = torch.where(base.abs() < deadband, torch.zeros_like(base), base)
-        chunk = torch.cat([chunk[..., : joints.stop], base], dim=-1)
     return chunk
+
+
+def apply_deadband(action: Tensor, spec: ActionSpec, joints: slice, deadband: Tensor) -> Tensor:
+    """The command sent (..., A) with base entries whose magnitude is below `deadband` (A - J,) zeroed
+    (`spec.deadband(base_axes)` gives the thresholds). Applied to the command itself, after temporal
+    ensembling: a deadband on each chunk entry before the weighted mean let the mean of a few entries
+    above it and many zeros through as a small residue, and the parked base turned (docs/learnability.md,
+    round 17: 0.2 rad of yaw over a 150 s wipe)."""
+    if not spec.has_deadband:
+        return action
+    base = action[..., joints.stop :]  # (..., A - J)
+    base = torch.where(base.abs() < deadband, torch.zeros_like(base), base)
+    return torch.cat([action[..., : joints.stop], base], dim=-1)
 
 
 def ensemble_weights(spec: ActionSpec, device: torch.device | str | None = None) -> Tensor:

@@ -28,7 +28,13 @@ import numpy as np
 import torch
 
 from vand_ros.data.dataset import Episode
-from vand_ros.learning.actions import decode, ensemble_step, filter_joints, previous_targets
+from vand_ros.learning.actions import (
+    apply_deadband,
+    decode,
+    ensemble_step,
+    filter_joints,
+    previous_targets,
+)
 from vand_ros.learning.policy import DrawMaker, Policy
 
 
@@ -58,17 +64,19 @@ def teacher_forced_commands(
             obs,
             policy.action,
             policy.joints,
-            policy.deadband,
             None if previous is None else previous[0],
         )  # (T, K, A)
-        if not policy.action.ensembles:
-            return chunks[:, 0].cpu().numpy().astype(np.float64)  # (T, A)
-        sums = policy.init_exec_state(1, device)[policy.exec_slots()["sums"]]  # (1, K, A + 1)
-        commands = []
-        for t in range(len(episode)):
-            command, sums = ensemble_step(sums, chunks[t : t + 1], policy.ensemble_w)  # (1, A)
-            commands.append(command[0])
-        return torch.stack(commands).cpu().numpy().astype(np.float64)  # (T, A)
+        if policy.action.ensembles:
+            sums = policy.init_exec_state(1, device)[policy.exec_slots()["sums"]]  # (1, K, A + 1)
+            steps = []
+            for t in range(len(episode)):
+                command, sums = ensemble_step(sums, chunks[t : t + 1], policy.ensemble_w)  # (1, A)
+                steps.append(command[0])
+            commands = torch.stack(steps)  # (T, A)
+        else:
+            commands = chunks[:, 0]  # (T, A)
+        commands = apply_deadband(commands, policy.action, policy.joints, policy.deadband)
+        return commands.cpu().numpy().astype(np.float64)  # (T, A)
 
 
 def copycat(

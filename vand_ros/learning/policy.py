@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from vand_ros.data.dataset import NormStats
 from vand_ros.learning.actions import (
+    apply_deadband,
     decode,
     ensemble_step,
     ensemble_weights,
@@ -234,15 +235,14 @@ class Policy(nn.Module):
             hard=True,
             previous=None if previous is None else previous.unsqueeze(1),
         )
-        chunk = decode(
-            self.denormalise_act(out.mean[:, 0]), obs, self.action, self.joints, self.deadband, previous
-        )  # (B, K, A)
-        new_state: State = out.state
+        chunk = decode(self.denormalise_act(out.mean[:, 0]), obs, self.action, self.joints, previous)
+        new_state: State = out.state  # chunk (B, K, A) absolute
         if self.action.ensembles:
             action, sums = ensemble_step(state[slots["sums"]], chunk, self.ensemble_w)
             new_state = (*new_state, sums)
         else:
             action = chunk[:, 0]  # (B, A)
+        action = apply_deadband(action, self.action, self.joints, self.deadband)
         if self.action.feeds_previous:
             new_state = (*new_state, torch.cat([action[:, self.joints], torch.ones_like(action[:, :1])], -1))
         if filtered is not None:
@@ -286,7 +286,7 @@ class Policy(nn.Module):
             out = self.forward(obs[:, t : t + 1], state, step_draws, hard, previous[:, None])
             state = out.state
             chunk = decode(
-                self.denormalise_act(out.mean[:, 0]), obs[:, t], self.action, self.joints, None, previous
+                self.denormalise_act(out.mean[:, 0]), obs[:, t], self.action, self.joints, previous
             )  # (B, K, A) absolute
             own = chunk[:, 0, self.joints]  # (B, J): the command sent, seen at the next tick
             if not self.cfg.feedback_gradient:

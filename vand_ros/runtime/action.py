@@ -68,6 +68,9 @@ controller, the safety filter and the evaluation never see it. Two things are na
                     parked base creeping away (measured: 0.35 m over 220 s of wiping) or turning round
                     (0.03 rad/s). The linear band stays small: a larger one (0.05 m/s) swallowed the first
                     commands of a visit from standstill and the base never started (seen over DDS).
+                    The band acts on the command sent, after temporal ensembling (a band on each chunk
+                    entry let the ensemble's mean through as a residue: the parked base turned 0.2 rad
+                    over a 150 s wipe, docs/learnability.md round 17).
 
 Why this exists: with 20 Hz absolute joint targets the commanded target is the measured joint plus about
 one tick of motion, and a network trained on that learns to copy its measured joints (docs/results.md,
