@@ -28,13 +28,7 @@ import numpy as np
 import torch
 
 from vand_ros.data.dataset import Episode
-from vand_ros.learning.actions import (
-    apply_deadband,
-    decode,
-    ensemble_step,
-    filter_joints,
-    previous_targets,
-)
+from vand_ros.learning.actions import decode, filter_joints, previous_targets
 from vand_ros.learning.policy import DrawMaker, Policy
 
 
@@ -43,8 +37,9 @@ def teacher_forced_commands(
 ) -> np.ndarray:
     """Absolute commands (T, A) the execution graph sends on the demonstrated observations.
 
-    Runs the sequence forward once, then applies the graph's decoding and ensembling (the same functions
-    `policy.step` calls) tick by tick: equal to stepping `policy.step` (a test), and far faster."""
+    Runs the sequence forward once, then applies the graph's decoding and `policy.command` (ensembling and
+    the deadband, as `policy.step` does) tick by tick: equal to stepping `policy.step` (a test), and far
+    faster."""
     device = policy.head.weight.device
     drawer = DrawMaker(policy.cfg, policy.obs_dim, mode, seed)
     drawer.reset(1)
@@ -66,16 +61,15 @@ def teacher_forced_commands(
             policy.joints,
             None if previous is None else previous[0],
         )  # (T, K, A)
-        if policy.action.ensembles:
-            sums = policy.init_exec_state(1, device)[policy.exec_slots()["sums"]]  # (1, K, A + 1)
+        if policy.action.ensembles:  # tick by tick: the ensemble carries its sums
+            sums: torch.Tensor | None = policy.init_exec_state(1, device)[policy.exec_slots()["sums"]]
             steps = []
             for t in range(len(episode)):
-                command, sums = ensemble_step(sums, chunks[t : t + 1], policy.ensemble_w)  # (1, A)
+                command, sums = policy.command(chunks[t : t + 1], sums)  # (1, A)
                 steps.append(command[0])
             commands = torch.stack(steps)  # (T, A)
-        else:
-            commands = chunks[:, 0]  # (T, A)
-        commands = apply_deadband(commands, policy.action, policy.joints, policy.deadband)
+        else:  # every tick at once
+            commands, _ = policy.command(chunks, None)  # (T, A)
         return commands.cpu().numpy().astype(np.float64)  # (T, A)
 
 

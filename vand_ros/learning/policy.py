@@ -236,18 +236,26 @@ class Policy(nn.Module):
             previous=None if previous is None else previous.unsqueeze(1),
         )
         chunk = decode(self.denormalise_act(out.mean[:, 0]), obs, self.action, self.joints, previous)
-        new_state: State = out.state  # chunk (B, K, A) absolute
-        if self.action.ensembles:
-            action, sums = ensemble_step(state[slots["sums"]], chunk, self.ensemble_w)
+        new_state: State = out.state
+        action, sums = self.command(chunk, state[slots["sums"]] if self.action.ensembles else None)
+        if sums is not None:
             new_state = (*new_state, sums)
-        else:
-            action = chunk[:, 0]  # (B, A)
-        action = apply_deadband(action, self.action, self.joints, self.deadband)
         if self.action.feeds_previous:
             new_state = (*new_state, torch.cat([action[:, self.joints], torch.ones_like(action[:, :1])], -1))
         if filtered is not None:
             new_state = (*new_state, filtered)
         return action, new_state
+
+    def command(self, chunk: Tensor, sums: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The command sent (B, A) for an absolute chunk (B, K, A): the chunk's first command, or with
+        temporal ensembling the mean over `sums` (B, K, A + 1, returned shifted one tick on); then the base
+        deadband, on the command itself (on each chunk entry it let the ensemble's mean through as a residue,
+        docs/learnability.md round 17)."""
+        if sums is None:
+            action = chunk[:, 0]  # (B, A)
+        else:
+            action, sums = ensemble_step(sums, chunk, self.ensemble_w)
+        return apply_deadband(action, self.action, self.joints, self.deadband), sums
 
     def rollout(
         self,
