@@ -296,6 +296,19 @@ def test_temporal_ensembling_is_the_weighted_mean_of_every_prediction_for_this_t
         torch.testing.assert_close(action[0], want)
 
 
+def test_the_hann_window_weighs_the_newest_and_oldest_predictions_least() -> None:
+    w = ensemble_weights(ActionSpec("relative", chunk=5, execution="ensemble", ensemble_window="hann"))
+    want = np.sin(np.pi * np.arange(1, 6) / 6) ** 2  # ages 0..4
+    torch.testing.assert_close(w, torch.tensor(want, dtype=torch.float32))
+    assert float(w.min()) > 0 and int(w.argmax()) == 2  # the first tick has a weight to divide by
+    chunks, sums = torch.randn(6, 1, 5, 2), torch.zeros(1, 5, 3)
+    for t in range(6):
+        action, sums = ensemble_step(sums, chunks[t], w)
+    ages = range(5)  # at tick 5 every age is present: the weighted mean, newest weighted as the oldest
+    want_5 = sum(w[a] * chunks[5 - a, 0, a] for a in ages) / w.sum()
+    torch.testing.assert_close(action[0], want_5)
+
+
 def test_a_bad_action_spec_is_refused_with_the_field_named() -> None:
     with pytest.raises(VandError, match="representation 'delta'"):
         TrainConfig(action_representation="delta")
@@ -303,6 +316,11 @@ def test_a_bad_action_spec_is_refused_with_the_field_named() -> None:
         TrainConfig(action_chunk=0)
     with pytest.raises(VandError, match="unknown fields"):
         ActionSpec.from_dict({"representation": "absolute", "horizon": 3})
+    with pytest.raises(VandError, match="ensemble_window 'gauss'"):
+        TrainConfig(ensemble_window="gauss")
+    with pytest.raises(VandError, match=r"ensemble_decay 0.1 \(expected 0 with ensemble_window 'hann'"):
+        ActionSpec("relative", 4, "ensemble", 0.1, ensemble_window="hann")
+    assert ActionSpec.from_dict({"representation": "relative"}).ensemble_window == "exponential"  # old cards
     assert ActionSpec.from_dict(ActionSpec("relative", 4, "ensemble", 0.2).to_dict()) == ActionSpec(
         "relative", 4, "ensemble", 0.2
     )

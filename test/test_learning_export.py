@@ -79,6 +79,12 @@ ACTIONS = {
         "ensemble_decay": 0.3,
     },
     "absolute_chunk_ensemble": {"action_chunk": 4, "chunk_execution": "ensemble"},
+    "relative_chunk_hann": {
+        "action_representation": "relative",
+        "action_chunk": 5,
+        "chunk_execution": "ensemble",
+        "ensemble_window": "hann",
+    },
     "relative_without_twist": {"action_representation": "relative", "base_twist_input": "none"},
     "previous": {"action_representation": "previous"},
     "previous_anchored": {"action_representation": "previous", "previous_weight": 0.8},
@@ -197,6 +203,7 @@ def test_the_card_says_what_the_runtime_needs(tmp_path: Path) -> None:
             "command_weight": 1.0,
             "joint_filter": 0.0,
             "previous_weight": 1.0,
+            "ensemble_window": "exponential",
         }
     )
     assert raw["package_version"] == vand_ros.__version__

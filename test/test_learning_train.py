@@ -269,11 +269,12 @@ def test_execution_fields_change_at_export_without_retraining(periodic: Path, tm
     )
     out = tmp_path / "p.onnx"
     argv = ["export", str(run_dir), "--out", str(out), "--execution", "ensemble", "--base-deadband", "0.05"]
-    assert _run(*argv) == 0
+    assert _run(*argv, "--ensemble-window", "hann") == 0
     from vand_ros.runtime.policy import PolicyRuntime
 
     card = PolicyRuntime(out).card
     assert (card.action.chunk, card.action.execution, card.action.base_deadband) == (3, "ensemble", 0.05)
+    assert card.action.ensemble_window == "hann"
     assert ("chunk", "chunk_out") in card.state
     with pytest.raises(VandError, match="can change after training"):
         Checkpoint.load(run_dir).with_execution(hidden_size=8)
@@ -531,3 +532,55 @@ def test_a_filtered_policy_is_trained_validated_and_normalised_on_the_filtered_j
         ds, replace(cfg, joint_input="measured", joint_filter=0.0), tmp_path / "plain", progress=False
     )
     assert plain.history[0]["train_nll"] != result.history[0]["train_nll"]
+
+
+def test_copycat_of_an_exported_graph_is_the_diagnostic_of_the_execution_it_ships_with(
+    periodic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`vand-ros copycat` steps the ONNX graph (no torch): trained with a chunk's first command and exported
+    with a Hann-window ensemble, its numbers are the torch diagnostic of the ensemble, not the card's."""
+    from vand_ros.learning.diagnostics import copycat
+
+    run_dir, onnx, report = tmp_path / "run", tmp_path / "p.onnx", tmp_path / "copycat.json"
+    assert (
+        _run("train", str(periodic), "--out", str(run_dir), "--smoke", "--quiet", "--set", "action_chunk=3")
+        == 0
+    )
+    assert (
+        _run(
+            "export", str(run_dir), "--out", str(onnx), "--execution", "ensemble", "--ensemble-window", "hann"
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert _run("copycat", str(onnx), "--dataset", str(periodic), "--json", str(report)) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["mode"] == "deterministic" and line["action"] == "relative x3 ensemble"
+    graph = json.loads(report.read_text())["copycat"]
+
+    ds, ckpt = Dataset.load(periodic), Checkpoint.load(run_dir)
+    names = list(ds.layout.joint_names)
+    shipped = copycat(
+        ckpt.with_execution(chunk_execution="ensemble", ensemble_window="hann").build_policy(), ds.val, names
+    )
+    trained = copycat(ckpt.build_policy(), ds.val, names)
+    assert set(graph) == set(shipped) and "all" in graph
+    for behaviour, joints in shipped.items():
+        for joint, want in joints.items():
+            got = graph[behaviour][joint]
+            assert got["gain"] == pytest.approx(want["gain"], abs=1e-4), (behaviour, joint)
+            assert got["policy_mse"] == pytest.approx(want["policy_mse"], rel=1e-3, abs=1e-9)
+    differs = [abs(graph["all"][j]["gain"] - trained["all"][j]["gain"]) for j in names]
+    assert max(differs) > 1e-3  # the first-command number the card carries is another number
+
+
+def test_copycat_refuses_a_dataset_the_model_was_not_trained_for(
+    periodic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir, onnx = tmp_path / "run", tmp_path / "p.onnx"
+    assert _run("train", str(periodic), "--out", str(run_dir), "--smoke", "--quiet") == 0
+    assert _run("export", str(run_dir), "--out", str(onnx)) == 0
+    slow = synthetic_dataset("periodic", n=3, steps=40, rate=10.0).save(tmp_path / "slow")
+    capsys.readouterr()
+    assert _run("copycat", str(onnx), "--dataset", str(slow)) == 1
+    assert "is sampled at 10.0 Hz" in capsys.readouterr().err

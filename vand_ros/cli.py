@@ -34,6 +34,7 @@ COMMANDS: dict[str, Command] = {
     "dataset": Command("vand_ros.data.cli", "turn rosbag2 demonstrations into a training dataset"),
     "train": Command("vand_ros.learning.cli_train", "train a VAND (or baseline) recurrent policy"),
     "export": Command("vand_ros.learning.cli_export", "export a trained policy to one ONNX file"),
+    "copycat": Command("vand_ros.evaluation.copycat", "does an exported policy copy its measured joints?"),
     "run": Command("vand_ros.controller.cli", "run the realtime controller node (optionally with the sim)"),
     "evaluate": Command("vand_ros.evaluation.cli", "closed-loop comparison of regularisers in simulation"),
     "sweep": Command("vand_ros.evaluation.sweep", "which training design learns the behaviours (3 seeds)"),

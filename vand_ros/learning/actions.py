@@ -252,8 +252,12 @@ def apply_deadband(action: Tensor, spec: ActionSpec, joints: slice, deadband: Te
 
 
 def ensemble_weights(spec: ActionSpec, device: torch.device | str | None = None) -> Tensor:
-    """(K,) weight of a prediction made for `offset` ticks ahead: exp(-decay * age), age = offset at use."""
-    return torch.exp(-spec.ensemble_decay * torch.arange(spec.chunk, dtype=torch.float32, device=device))
+    """(K,) weight of a prediction made for `offset` ticks ahead, by its age at use (= offset):
+    exp(-decay * age), or sin^2(pi (age + 1) / (K + 1)) for the "hann" window (every weight > 0)."""
+    age = torch.arange(spec.chunk, dtype=torch.float32, device=device)
+    if spec.ensemble_window == "hann":
+        return torch.sin(math.pi * (age + 1) / (spec.chunk + 1)) ** 2
+    return torch.exp(-spec.ensemble_decay * age)
 
 
 def ensemble_step(sums: Tensor, chunk: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
@@ -264,7 +268,7 @@ def ensemble_step(sums: Tensor, chunk: Tensor, weights: Tensor) -> tuple[Tensor,
         [chunk * weights[None, :, None], weights[None, :, None].expand(chunk.shape[0], -1, 1)], -1
     )
     total = sums + weighted  # (B, K, A + 1)
-    action = total[:, 0, :-1] / total[:, 0, -1:]  # (B, A); weight >= weights[0] = 1
+    action = total[:, 0, :-1] / total[:, 0, -1:]  # (B, A); weight >= weights[0] > 0
     shifted = torch.cat([total[:, 1:], torch.zeros_like(total[:, :1])], dim=1)  # (B, K, A + 1)
     return action, shifted
 

@@ -32,6 +32,7 @@ CHECKPOINT_FORMAT = 1
 EXECUTION_FIELDS = (
     "chunk_execution",
     "ensemble_decay",
+    "ensemble_window",
     "base_deadband",
     "base_deadband_angular",
 )  # TrainConfig fields free at export

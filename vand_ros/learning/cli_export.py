@@ -18,6 +18,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ensemble-decay", type=float, help="temporal-ensembling weight decay [1/tick]")
     parser.add_argument(
+        "--ensemble-window",
+        choices=("exponential", "hann"),
+        help="temporal-ensembling weight over a prediction's age (hann: small for the newest and oldest)",
+    )
+    parser.add_argument(
         "--base-deadband", type=float, help="linear base commands below this [m/s] are sent as 0"
     )
     parser.add_argument(
@@ -33,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     execution = {
         "chunk_execution": args.execution,
         "ensemble_decay": args.ensemble_decay,
+        "ensemble_window": args.ensemble_window,
         "base_deadband": args.base_deadband,
         "base_deadband_angular": args.base_deadband_angular,
     }

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     from vand_ros.data.dataset import Dataset
     from vand_ros.learning import distributed
-    from vand_ros.learning.diagnostics import table
+    from vand_ros.learning.copycat import table
     from vand_ros.learning.train import train
 
     cfg = config_from_args(args)

@@ -36,6 +36,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "action_chunk": 1,
     "chunk_execution": "first",
     "ensemble_decay": 0.0,
+    "ensemble_window": "exponential",
     "base_deadband": 0.0,
     "base_deadband_angular": 0.0,
     "select_every": 0,
@@ -101,6 +102,7 @@ class TrainConfig:
     action_chunk: int = 1  # K: commands predicted per tick (this one and the next K - 1)
     chunk_execution: str = "first"  # "first" command of the newest chunk, or "ensemble" (temporal)
     ensemble_decay: float = 0.0  # [1/tick] temporal-ensembling weight exp(-decay * age)
+    ensemble_window: str = "exponential"  # or "hann": sin^2(pi (age + 1) / (K + 1)), decay 0
     base_deadband: float = 0.02  # [m/s] linear base commands smaller than this are sent as zero
     base_deadband_angular: float = 0.05  # [rad/s] the same for angular base commands (wz)
     # What the network sees in its joint slots: the "measured" joints, the "command" the graph sent the
@@ -277,6 +279,7 @@ class TrainConfig:
             self.command_weight,
             self.joint_filter,
             self.previous_weight,
+            self.ensemble_window,
         )
 
     @property

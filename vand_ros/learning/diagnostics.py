@@ -16,12 +16,13 @@ A policy that learned the motion has policy_mse well below copy_mse and a gain n
 "previous" representation is teacher forced with the demonstrated previous targets, which already carry
 most of the offset; its gain says how well it continues the demonstrated motion, not whether it can
 start it. The diagnostic is printed at the end of `vand-ros train`, written to summary.json, TensorBoard
-and copycat.png, and carried on the model card (training.copycat).
+and copycat.png, and carried on the model card (training.copycat), computed with the execution the model
+was trained with; `vand-ros copycat MODEL.onnx --dataset DIR` (vand_ros.evaluation.copycat) computes it
+on an exported graph, with the execution it ships with. The statistics are in learning.copycat (numpy).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ import torch
 
 from vand_ros.data.dataset import Episode
 from vand_ros.learning.actions import decode, filter_joints, previous_targets
+from vand_ros.learning.copycat import copycat_stats
 from vand_ros.learning.policy import DrawMaker, Policy
 
 
@@ -77,41 +79,6 @@ def copycat(
     policy: Policy, episodes: list[Episode], joint_names: list[str], mode: str = "deterministic"
 ) -> dict[str, Any]:
     """{behaviour or "all": {joint: {policy_mse, copy_mse, previous_mse, gain}}} over `episodes`."""
-    n = len(joint_names)
-    rows: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(list)
-    for ep in episodes:
-        command = teacher_forced_commands(policy, ep, mode)[1:, :n]  # (T-1, J): from the second tick on,
-        target = ep.act[1:, :n].astype(np.float64)  # so that every tick has a previous target
-        measured = ep.obs[1:, :n].astype(np.float64)
-        previous = ep.act[:-1, :n].astype(np.float64)
-        for key in (ep.behaviour, "all"):
-            rows[key].append((command, target, measured, previous))
-    out: dict[str, Any] = {}
-    for key, parts in sorted(rows.items()):
-        command, target, measured, previous = (np.concatenate(p) for p in zip(*parts, strict=True))
-        offset, predicted = target - measured, command - measured  # (N, J)
-        denominator = np.maximum((offset**2).sum(0), 1e-12)
-        out[key] = {
-            name: {
-                "policy_mse": float(((command - target) ** 2)[:, j].mean()),
-                "copy_mse": float((offset**2)[:, j].mean()),
-                "previous_mse": float(((previous - target) ** 2)[:, j].mean()),
-                "gain": float((offset * predicted)[:, j].sum() / denominator[j]),
-            }
-            for j, name in enumerate(joint_names)
-        }
-    return out
-
-
-def table(diag: dict[str, Any]) -> str:
-    """A short text table: one line per (behaviour, joint)."""
-    lines = [
-        f"{'behaviour':<10} {'joint':<18} {'policy':>9} {'copy':>9} {'previous':>9} {'gain':>6}  [MSE rad^2]"
-    ]
-    for key, joints in diag.items():
-        for name, v in joints.items():
-            lines.append(
-                f"{key:<10} {name:<18} {v['policy_mse']:9.2e} {v['copy_mse']:9.2e} "
-                f"{v['previous_mse']:9.2e} {v['gain']:6.2f}"
-            )
-    return "\n".join(lines)
+    return copycat_stats(
+        episodes, [teacher_forced_commands(policy, ep, mode) for ep in episodes], joint_names
+    )

@@ -59,7 +59,10 @@ controller, the safety filter and the evaluation never see it. Two things are na
                     "ensemble"  temporal ensembling (Zhao et al. 2023, ACT): the command for this tick is
                                 the weighted mean of every chunk's prediction for this tick, weight
                                 exp(-ensemble_decay * age [ticks]) (newer predictions weigh more, unlike
-                                ACT's default; decay 0 = uniform). The running sums live in an extra
+                                ACT's default; decay 0 = uniform), or, with ensemble_window "hann",
+                                sin^2(pi (age + 1) / (K + 1)): small for both the newest prediction
+                                (which carries this tick's encoder noise) and the oldest (made furthest
+                                ahead). The running sums live in an extra
                                 state pair of the graph, `chunk` -> `chunk_out`, shape (1, K, A + 1).
     base_deadband   a linear base command axis (vx, vy) whose magnitude is below this [m/s] is sent as
                     exactly zero; `base_deadband_angular` [rad/s] does the same for angular axes (names
@@ -89,6 +92,7 @@ from vand_ros.errors import VandError
 REPRESENTATIONS: tuple[str, ...] = ("absolute", "relative", "previous")
 JOINT_INPUTS: tuple[str, ...] = ("measured", "command", "filtered")
 EXECUTIONS: tuple[str, ...] = ("first", "ensemble")
+ENSEMBLE_WINDOWS: tuple[str, ...] = ("exponential", "hann")  # temporal-ensembling weight over age
 ENSEMBLE_STATE = ("chunk", "chunk_out")  # the graph's state pair for temporal ensembling
 PREVIOUS_STATE = ("previous", "previous_out")  # the graph's state pair for the previous joint targets
 FILTER_STATE = ("joint_filter", "joint_filter_out")  # the graph's state pair for the filtered joints
@@ -108,6 +112,7 @@ class ActionSpec:
     command_weight: float = 1.0  # with "command": its weight against the measured joints in those slots
     joint_filter: float = 0.0  # with "filtered": the low-pass filter's weight of its previous value
     previous_weight: float = 1.0  # with "previous": the previous target's weight against the measured joints
+    ensemble_window: str = "exponential"  # temporal-ensembling weight over age: "exponential" or "hann"
 
     def __post_init__(self) -> None:
         problems = []
@@ -143,6 +148,15 @@ class ActionSpec:
             problems.append(f"execution {self.execution!r} (expected one of {list(EXECUTIONS)})")
         if not (math.isfinite(self.ensemble_decay) and self.ensemble_decay >= 0):
             problems.append(f"ensemble_decay {self.ensemble_decay!r} (expected a finite number >= 0)")
+        if self.ensemble_window not in ENSEMBLE_WINDOWS:
+            problems.append(
+                f"ensemble_window {self.ensemble_window!r} (expected one of {list(ENSEMBLE_WINDOWS)})"
+            )
+        elif self.ensemble_window == "hann" and self.ensemble_decay != 0:
+            problems.append(
+                f"ensemble_decay {self.ensemble_decay!r} (expected 0 with ensemble_window 'hann', whose "
+                "weights have no decay)"
+            )
         for name in ("base_deadband", "base_deadband_angular"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -204,6 +218,7 @@ class ActionSpec:
             "command_weight",
             "joint_filter",
             "previous_weight",
+            "ensemble_window",
         }
         unknown = sorted(set(d) - known)
         if unknown:
@@ -220,6 +235,7 @@ class ActionSpec:
                 command_weight=float(d.get("command_weight", 1.0)),
                 joint_filter=float(d.get("joint_filter", 0.0)),
                 previous_weight=float(d.get("previous_weight", 1.0)),
+                ensemble_window=str(d.get("ensemble_window", "exponential")),
             )
         except (TypeError, ValueError) as err:
             raise VandError(f"action representation: malformed field ({err})") from None
