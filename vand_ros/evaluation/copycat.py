@@ -12,7 +12,7 @@ command's offset from the measured joint on the demonstrated one (1 = reproduces
 Where the graph carries its previous command as an input (action representation "previous", joint_input
 "command"), it sees its own commands here, not the demonstrated ones the training diagnostic feeds it.
 
-    vand-ros copycat models/policy.onnx --dataset run/dataset [--split val] [--json out.json]
+    vand-ros copycat models/policy.onnx --dataset data/ds [--split val] [--mode MODE] [--json out.json]
 
 Prints the table, then one JSON line: {"model", "mode", "episodes", "wipe_stroke_gain": {joint: gain},
 "copycat": {behaviour: {joint: {...}}}}.
@@ -40,7 +40,11 @@ WIPE_STROKE_JOINTS = ("arm_shoulder_pan", "arm_elbow")  # the joints that carry 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="exported ONNX policy")
-    parser.add_argument("--dataset", required=True, help="dataset directory (`vand-ros dataset`, a run's)")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="dataset directory (`vand-ros dataset`): the one the model was trained on",
+    )
     parser.add_argument("--split", choices=SPLITS, default="val", help="which episodes (default: held out)")
     parser.add_argument("--mode", help="execution mode (default: deterministic, the graph without draws)")
     parser.add_argument("--json", help="also write the result to this file")
@@ -53,7 +57,7 @@ def graph_commands(runtime: PolicyRuntime, episode: Episode) -> np.ndarray:
 
 
 def diagnose(runtime: PolicyRuntime, episodes: list[Episode]) -> dict[str, Any]:
-    """learning.copycat statistics of the graph over `episodes`; refuses a dataset of another layout."""
+    """learning.copycat statistics of the graph over `episodes`; refuses episodes of another width."""
     if not episodes:
         raise VandError("no episodes to diagnose; choose another --split or record more demonstrations")
     layout = runtime.layout
