@@ -62,7 +62,8 @@ controller, the safety filter and the evaluation never see it. Two things are na
                                 ACT's default; decay 0 = uniform), or, with ensemble_window "hann",
                                 sin^2(pi (age + 1) / (K + 1)): small for both the newest prediction
                                 (which carries this tick's encoder noise) and the oldest (made furthest
-                                ahead). The running sums live in an extra
+                                ahead; docs/learnability.md round 18: less shake under sensor noise,
+                                more drift of the wipe, not the default). The running sums live in an extra
                                 state pair of the graph, `chunk` -> `chunk_out`, shape (1, K, A + 1).
     base_deadband   a linear base command axis (vx, vy) whose magnitude is below this [m/s] is sent as
                     exactly zero; `base_deadband_angular` [rad/s] does the same for angular axes (names
