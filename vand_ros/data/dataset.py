@@ -82,6 +82,16 @@ class NormStats:
         )
 
 
+def check_widths(layout: Layout, episodes: list[Episode]) -> None:
+    """Refuse episodes whose observation or action width is not the layout's, naming the first."""
+    for ep in episodes:
+        if ep.obs.shape[1] != layout.obs_dim or ep.act.shape[1] != layout.act_dim:
+            raise VandError(
+                f"episode {ep.source}: obs/act widths {ep.obs.shape[1]}/{ep.act.shape[1]} do not match "
+                f"the layout's {layout.obs_dim}/{layout.act_dim}"
+            )
+
+
 @dataclass
 class Dataset:
     """Episodes split by episode into train and validation, with statistics from the training split."""
@@ -113,12 +123,7 @@ class Dataset:
             n_val = round(val_fraction * len(group)) if len(group) > 1 else 0
             val += [group[i] for i in order[:n_val]]
             train += [group[i] for i in order[n_val:]]
-        for ep in episodes:
-            if ep.obs.shape[1] != layout.obs_dim or ep.act.shape[1] != layout.act_dim:
-                raise VandError(
-                    f"episode {ep.source}: obs/act widths {ep.obs.shape[1]}/{ep.act.shape[1]} do not match "
-                    f"the layout's {layout.obs_dim}/{layout.act_dim}"
-                )
+        check_widths(layout, episodes)
         return cls(layout, control_rate, train, val, NormStats.from_episodes(train), dict(summary or {}))
 
     @property
@@ -173,8 +178,10 @@ class Dataset:
             for i, info in enumerate(meta["episodes"]):
                 ep = Episode(arrays[f"obs_{i}"], arrays[f"act_{i}"], info["behaviour"], info["source"])
                 (train if info["split"] == "train" else val).append(ep)
+        layout = Layout.from_dict(meta["layout"])
+        check_widths(layout, [*train, *val])
         return cls(
-            layout=Layout.from_dict(meta["layout"]),
+            layout=layout,
             control_rate=float(meta["control_rate"]),
             train=train,
             val=val,

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from vand_ros.data.dataset import Dataset, Episode
+from vand_ros.data.dataset import Dataset, Episode, check_widths
 from vand_ros.errors import VandError
 from vand_ros.learning.copycat import copycat_stats, table
 from vand_ros.runtime.policy import PolicyRuntime
@@ -46,7 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="dataset directory (`vand-ros dataset`): the one the model was trained on",
     )
     parser.add_argument("--split", choices=SPLITS, default="val", help="which episodes (default: held out)")
-    parser.add_argument("--mode", help="execution mode (default: deterministic, the graph without draws)")
+    parser.add_argument(
+        "--mode", default="deterministic", help="execution mode (default: deterministic, without draws)"
+    )
     parser.add_argument("--json", help="also write the result to this file")
 
 
@@ -57,23 +59,17 @@ def graph_commands(runtime: PolicyRuntime, episode: Episode) -> np.ndarray:
 
 
 def diagnose(runtime: PolicyRuntime, episodes: list[Episode]) -> dict[str, Any]:
-    """learning.copycat statistics of the graph over `episodes`; refuses episodes of another width."""
+    """learning.copycat statistics of the graph over `episodes` (of the model's layout: data.dataset)."""
     if not episodes:
         raise VandError("no episodes to diagnose; choose another --split or record more demonstrations")
-    layout = runtime.layout
-    for ep in episodes:
-        if ep.obs.shape[1] != layout.obs_dim or ep.act.shape[1] != layout.act_dim:
-            raise VandError(
-                f"episode {ep.source}: observation/action width {ep.obs.shape[1]}/{ep.act.shape[1]}, the "
-                f"model {runtime.path} expects {layout.obs_dim}/{layout.act_dim}: a dataset of another robot "
-                "configuration"
-            )
-    return copycat_stats(episodes, [graph_commands(runtime, ep) for ep in episodes], list(layout.joint_names))
+    check_widths(runtime.layout, episodes)
+    commands = [graph_commands(runtime, ep) for ep in episodes]
+    return copycat_stats(episodes, commands, list(runtime.layout.joint_names))
 
 
 def run(args: argparse.Namespace) -> int:
     dataset = Dataset.load(args.dataset)
-    runtime = PolicyRuntime(args.model, mode=args.mode or "deterministic")
+    runtime = PolicyRuntime(args.model, mode=args.mode)
     if dataset.layout != runtime.layout:
         raise VandError(
             f"dataset {args.dataset} was built with another layout than model {args.model} (joints, "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from vand_ros.runtime.action import ENSEMBLE_WINDOWS, EXECUTIONS
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="run directory from `vand-ros train` (or its checkpoint.pt)")
@@ -13,13 +15,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dynamo", action="store_true", help="use torch's dynamo exporter (opset 18)")
     parser.add_argument(
         "--execution",
-        choices=("first", "ensemble"),
+        choices=EXECUTIONS,
         help="how a chunked policy picks this tick's command (default: as trained); no retraining needed",
     )
     parser.add_argument("--ensemble-decay", type=float, help="temporal-ensembling weight decay [1/tick]")
     parser.add_argument(
         "--ensemble-window",
-        choices=("exponential", "hann"),
+        choices=ENSEMBLE_WINDOWS,
         help="temporal-ensembling weight over a prediction's age (hann: small for the newest and oldest)",
     )
     parser.add_argument(
