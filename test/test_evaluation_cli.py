@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vand_ros import cli
@@ -163,7 +164,10 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
     assert all("closed_loop_score" in h for h in history)
     table = (out / "sweep.md").read_text()
     assert "| relative | vand: action_representation=relative |" in table
-    assert "## Against the bar" in table
+    assert "## Against the bar" in table and " | all |" in table
+    relative_bar = summary["relative"]["bar"][summary["relative"]["best_mode"]]
+    total = sum(v["success"] for v in relative_bar.values()), sum(v["runs"] for v in relative_bar.values())
+    assert f"| {total[0]}/{total[1]} |" in table
     assert summary["relative"]["bar"][summary["relative"]["best_mode"]]["wipe"]["clean"][1] == 4
 
 
@@ -187,6 +191,9 @@ def test_the_bar_pools_the_comparison_conditions_and_needs_every_clean_run() -> 
     patrol = result["patrol"]
     assert (patrol["success"], patrol["runs"]) == (12, 15) and patrol["met"]  # 80 %, latency not counted
     assert patrol["per_seed"] == {0: [4, 5], 1: [4, 5], 2: [4, 5]}
+    assert patrol["seed_rate"] == pytest.approx([0.8, 0.0])
+    # visit_abc: seed 0 4/5, seed 1 4/5, seed 2 3/5 -> the spread docs/results.md judges differences by
+    assert result["visit_abc"]["seed_rate"] == pytest.approx([11 / 15, float(np.std([0.8, 0.8, 0.6]))])
     assert patrol["clean"] == [3, 3] and patrol["latency"] == [1, 3]
     assert result["wipe"]["success"] == 14 and not result["wipe"]["met"]  # a clean run failed
     assert result["visit_abc"]["success"] == 11 and not result["visit_abc"]["met"]  # 73 %

@@ -139,8 +139,10 @@ def summarise(
 
 def bar(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """One candidate's runs in one mode -> per behaviour: {"success", "runs"} pooled over the comparison's
-    conditions and seeds, "per_seed" {seed: [success, runs]}, "clean" [success, runs], "latency" [success,
-    runs] (apart), and "met" (>= BAR_RATE pooled and every clean run passing)."""
+    conditions and seeds, "per_seed" {seed: [success, runs]}, "seed_rate" [mean, std] over the seeds of
+    each seed's pooled success rate (the spread a difference between candidates is judged against),
+    "clean" [success, runs], "latency" [success, runs] (apart), and "met" (>= BAR_RATE pooled and every
+    clean run passing)."""
     out: dict[str, dict[str, Any]] = {}
     for behaviour in sorted({r["behaviour"] for r in runs}):
         mine = [r for r in runs if r["behaviour"] == behaviour]
@@ -151,10 +153,12 @@ def bar(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             per_seed[int(r["train_seed"])][1] += 1
 
         success, clean = sum(bool(r["success"]) for r in pooled), _count(mine, "clean")
+        rates = np.array([won / ran for won, ran in per_seed.values()]) if per_seed else np.zeros(1)
         out[behaviour] = {
             "success": success,
             "runs": len(pooled),
             "per_seed": {seed: per_seed[seed] for seed in sorted(per_seed)},
+            "seed_rate": [float(rates.mean()), float(rates.std())],
             "clean": clean,
             "latency": _count(mine, "latency"),
             "met": bool(pooled)
@@ -232,26 +236,30 @@ def _bar_table(summary: dict[str, Any], ranked: list[str], behaviours: list[str]
         f"## Against the bar: >= {BAR_RATE:.0%} of the runs pooled over the comparison's conditions "
         f"({', '.join(C.COMPARISON_CONDITIONS)}, those run) and seeds, and every clean run",
         "",
-        "Cell: pooled successes / runs [per seed] (clean successes / clean runs; latency, reported apart); "
-        "a tick where the behaviour meets the bar.",
+        "Cell: pooled successes / runs [per seed] {mean ± std over the seeds of each seed's success rate} "
+        "(clean successes / clean runs; latency, reported apart); a tick where the behaviour meets the bar. "
+        "all: the pooled successes summed over the behaviours.",
         "",
-        "| candidate | mode | " + " | ".join(behaviours) + " |",
-        "|---" * (len(behaviours) + 2) + "|",
+        "| candidate | mode | " + " | ".join(behaviours) + " | all |",
+        "|---" * (len(behaviours) + 3) + "|",
     ]
     for name in ranked:
         for mode, cells_of_mode in summary[name]["bar"].items():
-            row = []
+            row, total = [], [0, 0]
             for b in behaviours:
                 v = cells_of_mode.get(b)
                 if v is None:
                     row.append("n/a")
                     continue
                 by_seed = ", ".join(f"{won}/{ran}" for won, ran in v["per_seed"].values())
+                mean, std = v["seed_rate"]
                 row.append(
                     f"{'✓ ' if v['met'] else ''}{v['success']}/{v['runs']} [{by_seed}] "
+                    f"{{{mean:.2f} ± {std:.2f}}} "
                     f"({v['clean'][0]}/{v['clean'][1]}; latency {v['latency'][0]}/{v['latency'][1]})"
                 )
-            lines.append(f"| {name} | {mode} | " + " | ".join(row) + " |")
+                total = [total[0] + v["success"], total[1] + v["runs"]]
+            lines.append(f"| {name} | {mode} | " + " | ".join(row) + f" | {total[0]}/{total[1]} |")
     return lines
 
 
