@@ -168,7 +168,7 @@ def test_sweep_trains_each_candidate_per_seed_and_ranks_them(tmp_path: Path) -> 
     relative_bar = summary["relative"]["bar"][summary["relative"]["best_mode"]]
     total = sum(v["success"] for v in relative_bar.values()), sum(v["runs"] for v in relative_bar.values())
     assert f"| {total[0]}/{total[1]} |" in table
-    assert summary["relative"]["bar"][summary["relative"]["best_mode"]]["wipe"]["clean"][1] == 4
+    assert relative_bar["wipe"]["clean"][1] == 4
 
 
 def test_the_bar_pools_the_comparison_conditions_and_needs_every_clean_run() -> None:
