@@ -86,9 +86,37 @@ def test_base_twist_is_in_base_frame_and_times_out(sim: Sim) -> None:
     assert odom.y > 0.05 and abs(odom.x) < 0.01  # facing +y, so forward is world +y
     sim.step(STEPS_PER_S)  # past the timeout: the base stops by itself
     stopped = sim.odom()
-    assert abs(stopped.vx) < 1e-3
+    assert abs(stopped.vx) < 0.01  # what is left is the hold taking back the stop's overshoot (< 1 mm)
     sim.step(STEPS_PER_S // 2)
-    assert sim.odom().y == pytest.approx(stopped.y, abs=1e-4)
+    assert sim.odom().y == pytest.approx(stopped.y, abs=1e-3)
+
+
+def test_a_parked_base_holds_its_pose_under_a_steady_load_but_keeps_where_a_push_left_it(sim: Sim) -> None:
+    # A velocity servo alone gives way to a steady force F at v = F / kv; the hold must keep the pose.
+    seconds, force, torque = 5.0, 20.0, 2.0  # [s], [N] along world x, [N m] about z
+    unheld_shift = force / M.BASE_KV[0] * seconds  # [m] 0.025: what the servo alone would allow
+    unheld_turn = torque / M.BASE_KV[2] * seconds  # [rad] 0.017
+    sim.reset(base_pose=(0.5, -0.3, 0.4))
+    sim.set_base_twist(0.0, 0.0, 0.0)
+    base = sim.model.body("base_link").id
+    sim.data.xfrc_applied[base] = (force, 0.0, 0.0, 0.0, 0.0, torque)
+    try:
+        sim.step(round(seconds * STEPS_PER_S))
+        held = sim.odom()
+    finally:
+        sim.data.xfrc_applied[base] = 0.0
+    assert abs(held.x - 0.5) < unheld_shift / 5 and abs(held.y + 0.3) < unheld_shift / 5
+    assert abs(held.yaw - 0.4) < unheld_turn / 4
+    # A push moves the parked base; the hold keeps the new pose instead of driving back (a wheel slip).
+    sim.displace_base(0.1, 0.0, 0.1)
+    sim.step(2 * STEPS_PER_S)
+    pushed = sim.odom()
+    assert pushed.x == pytest.approx(held.x + 0.1, abs=2e-3)
+    assert pushed.yaw == pytest.approx(held.yaw + 0.1, abs=2e-3)
+    # Commanded motion is not held back.
+    sim.set_base_twist(0.0, 0.0, 0.5)
+    sim.step(STEPS_PER_S // 4)
+    assert sim.odom().wz == pytest.approx(0.5, abs=0.02)
 
 
 def test_features_layout_and_visibility(sim: Sim) -> None:

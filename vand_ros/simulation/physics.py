@@ -4,6 +4,13 @@ Like ros2_control's forward position controller and a base velocity controller: 
 position target; the base tracks the last twist (base frame) until `cmd_timeout` of sim time passes
 without a new one, then stops. Commands with NaN/Inf or the wrong length are rejected (ValueError) and
 never reach the actuators; the ROS node turns that into a throttled warning.
+
+A base commanded zero (or timed out) holds its pose, as a wheeled base does whose wheel velocity loops
+integrate their error (or whose brakes engage): the pose where the command went to zero is latched and
+the velocity servo gets a small correction back to it, updated at HOLD_RATE. Without it the velocity
+servo alone lets any steady force turn a parked base: the arm's wipe stroke turned it 0.14 rad in 150 s
+under exact zero commands (docs/learnability.md, rounds 17 and 20). A push (`displace_base`) re-latches
+at the new pose, as a wheel slip would, so the controller does not undo what a disturbance test measures.
 """
 
 from __future__ import annotations
@@ -22,6 +29,12 @@ from vand_ros.simulation import model as M
 
 NS_PER_S = 1_000_000_000
 STEPS_PER_S = round(1.0 / M.TIMESTEP)  # 600
+
+# The parked base's pose hold (module docstring): pose error -> corrective velocity target.
+HOLD_RATE = 100  # [Hz] the hold's update rate, a wheel controller's loop
+HOLD_STEPS = STEPS_PER_S // HOLD_RATE
+HOLD_GAIN = 2.0  # [1/s] on x, y [m] and yaw [rad] errors
+HOLD_MAX_VELOCITY = (0.05, 0.05, 0.1)  # [m/s, m/s, rad/s] the correction's bound (a push is not undone)
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,8 @@ class Sim:
         self.cmd_timeout_steps = round(cmd_timeout * STEPS_PER_S)
         self.steps = 0
         self._last_twist_step = -(10**12)
+        self._twist = np.zeros(3)  # the commanded base twist, clamped (ctrl also carries the hold)
+        self._hold: np.ndarray | None = None  # latched (x, y, yaw) while the base is commanded zero
         self.reset()
 
     # ---- episode set-up -------------------------------------------------------------------------------
@@ -64,6 +79,8 @@ class Sim:
         self.data.ctrl[self.ids.base_act] = 0.0
         self.steps = 0
         self._last_twist_step = -(10**12)
+        self._twist = np.zeros(3)
+        self._hold = None
         mujoco.mj_forward(self.model, self.data)
 
     # ---- commands -------------------------------------------------------------------------------------
@@ -89,7 +106,10 @@ class Sim:
         if not np.all(np.isfinite(v)):
             raise ValueError("base twist contains NaN or Inf")
         limit = np.array(robot.BASE_MAX_VELOCITY)
-        self.data.ctrl[self.ids.base_act] = np.clip(v, -limit, limit)
+        self._twist = np.clip(v, -limit, limit)
+        self.data.ctrl[self.ids.base_act] = self._twist
+        if np.any(self._twist):
+            self._hold = None
         self._last_twist_step = self.steps
 
     def arm_targets(self) -> np.ndarray:
@@ -97,17 +117,34 @@ class Sim:
 
     # ---- stepping -------------------------------------------------------------------------------------
     def step(self, n: int = 1) -> None:
-        """Advance n physics steps, stopping the base when the last twist is older than cmd_timeout."""
+        """Advance n physics steps: the base stops when the last twist is older than cmd_timeout, and holds
+        its pose while commanded zero (updated every HOLD_STEPS)."""
         while n > 0:
             deadline = self._last_twist_step + self.cmd_timeout_steps
             if self.steps >= deadline:
-                self.data.ctrl[self.ids.base_act] = 0.0
+                self._twist = np.zeros(3)
                 chunk = n
             else:
                 chunk = min(n, deadline - self.steps)
+            if np.any(self._twist):
+                self.data.ctrl[self.ids.base_act] = self._twist
+            else:
+                self.data.ctrl[self.ids.base_act] = self._hold_twist()
+                chunk = min(chunk, HOLD_STEPS - self.steps % HOLD_STEPS)
             mujoco.mj_step(self.model, self.data, nstep=chunk)
             self.steps += chunk
             n -= chunk
+
+    def _hold_twist(self) -> np.ndarray:
+        """The base-frame velocity target that brings a parked base back to its latched pose."""
+        pose = np.array(self.data.qpos[self.ids.base_qpos], dtype=np.float64)
+        if self._hold is None:
+            self._hold = pose
+        dx, dy = self._hold[:2] - pose[:2]
+        c, s = math.cos(pose[2]), math.sin(pose[2])
+        error = np.array([c * dx + s * dy, -s * dx + c * dy, wrap(float(self._hold[2] - pose[2]))])
+        bound = np.array(HOLD_MAX_VELOCITY)
+        return np.clip(HOLD_GAIN * error, -bound, bound)
 
     @property
     def time_ns(self) -> int:
@@ -139,4 +176,5 @@ class Sim:
     def displace_base(self, dx: float, dy: float, dyaw: float) -> None:
         """A push: move the base by (dx, dy [m], dyaw [rad]) in the world frame (for robustness tests)."""
         self.data.qpos[self.ids.base_qpos] += (dx, dy, dyaw)
+        self._hold = None  # a slip: a parked base holds where the push left it
         mujoco.mj_forward(self.model, self.data)
