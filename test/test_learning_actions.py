@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -307,6 +308,31 @@ def test_the_hann_window_weighs_the_newest_and_oldest_predictions_least() -> Non
     ages = range(5)  # at tick 5 every age is present: the weighted mean, newest weighted as the oldest
     want_5 = sum(w[a] * chunks[5 - a, 0, a] for a in ages) / w.sum()
     torch.testing.assert_close(action[0], want_5)
+
+
+def test_an_ensemble_horizon_mixes_only_the_newest_predictions_as_a_shorter_chunk_would() -> None:
+    spec = ActionSpec("relative", chunk=5, execution="ensemble", ensemble_decay=0.2, ensemble_horizon=3)
+    w = ensemble_weights(spec)
+    short = ensemble_weights(ActionSpec("relative", chunk=3, execution="ensemble", ensemble_decay=0.2))
+    torch.testing.assert_close(w, torch.cat([short, torch.zeros(2)]))
+    hann = ensemble_weights(dataclasses.replace(spec, ensemble_decay=0.0, ensemble_window="hann"))
+    short_hann = ensemble_weights(
+        ActionSpec("relative", chunk=3, execution="ensemble", ensemble_window="hann")
+    )
+    torch.testing.assert_close(hann, torch.cat([short_hann, torch.zeros(2)]))
+    # Over a run, chunks of 5 ensembled over 3 send what their first 3 entries would as chunks of 3.
+    chunks = torch.randn(9, 1, 5, 2)
+    sums, sums_short = torch.zeros(1, 5, 3), torch.zeros(1, 3, 3)
+    for t in range(9):
+        action, sums = ensemble_step(sums, chunks[t], w)
+        want, sums_short = ensemble_step(sums_short, chunks[t, :, :3], short)
+        torch.testing.assert_close(action, want)
+    assert ActionSpec.from_dict(spec.to_dict()) == spec
+    assert ActionSpec.from_dict({"representation": "relative"}).ensemble_horizon == 0  # old cards: all K
+    with pytest.raises(VandError, match=r"ensemble_horizon 6 \(expected an integer in 0..chunk"):
+        dataclasses.replace(spec, ensemble_horizon=6)
+    with pytest.raises(VandError, match=r"ensemble_horizon 3 \(expected 0 unless execution 'ensemble'"):
+        dataclasses.replace(spec, execution="first")
 
 
 def test_a_bad_action_spec_is_refused_with_the_field_named() -> None:

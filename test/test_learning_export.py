@@ -85,6 +85,12 @@ ACTIONS = {
         "chunk_execution": "ensemble",
         "ensemble_window": "hann",
     },
+    "relative_chunk_ensemble_horizon": {
+        "action_representation": "relative",
+        "action_chunk": 5,
+        "chunk_execution": "ensemble",
+        "ensemble_horizon": 3,
+    },
     "relative_without_twist": {"action_representation": "relative", "base_twist_input": "none"},
     "previous": {"action_representation": "previous"},
     "previous_anchored": {"action_representation": "previous", "previous_weight": 0.8},
@@ -204,6 +210,7 @@ def test_the_card_says_what_the_runtime_needs(tmp_path: Path) -> None:
             "joint_filter": 0.0,
             "previous_weight": 1.0,
             "ensemble_window": "exponential",
+            "ensemble_horizon": 0,
         }
     )
     assert raw["package_version"] == vand_ros.__version__

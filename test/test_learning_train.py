@@ -269,12 +269,12 @@ def test_execution_fields_change_at_export_without_retraining(periodic: Path, tm
     )
     out = tmp_path / "p.onnx"
     argv = ["export", str(run_dir), "--out", str(out), "--execution", "ensemble", "--base-deadband", "0.05"]
-    assert _run(*argv, "--ensemble-window", "hann") == 0
+    assert _run(*argv, "--ensemble-window", "hann", "--ensemble-horizon", "2") == 0
     from vand_ros.runtime.policy import PolicyRuntime
 
     card = PolicyRuntime(out).card
     assert (card.action.chunk, card.action.execution, card.action.base_deadband) == (3, "ensemble", 0.05)
-    assert card.action.ensemble_window == "hann"
+    assert (card.action.ensemble_window, card.action.ensemble_horizon) == ("hann", 2)
     assert ("chunk", "chunk_out") in card.state
     with pytest.raises(VandError, match="can change after training"):
         Checkpoint.load(run_dir).with_execution(hidden_size=8)

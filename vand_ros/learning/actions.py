@@ -253,11 +253,15 @@ def apply_deadband(action: Tensor, spec: ActionSpec, joints: slice, deadband: Te
 
 def ensemble_weights(spec: ActionSpec, device: torch.device | str | None = None) -> Tensor:
     """(K,) weight of a prediction made for `offset` ticks ahead, by its age at use (= offset):
-    exp(-decay * age), or sin^2(pi (age + 1) / (K + 1)) for the "hann" window (every weight > 0)."""
+    exp(-decay * age), or sin^2(pi (age + 1) / (H + 1)) for the "hann" window, for ages below the
+    ensemble horizon H (K unless set), and 0 from H on. The newest prediction's weight is always > 0."""
+    horizon = spec.ensemble_horizon or spec.chunk
     age = torch.arange(spec.chunk, dtype=torch.float32, device=device)
     if spec.ensemble_window == "hann":
-        return torch.sin(math.pi * (age + 1) / (spec.chunk + 1)) ** 2
-    return torch.exp(-spec.ensemble_decay * age)
+        weights = torch.sin(math.pi * (age + 1) / (horizon + 1)) ** 2
+    else:
+        weights = torch.exp(-spec.ensemble_decay * age)
+    return torch.where(age < horizon, weights, torch.zeros_like(weights))
 
 
 def ensemble_step(sums: Tensor, chunk: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:

@@ -33,6 +33,7 @@ EXECUTION_FIELDS = (
     "chunk_execution",
     "ensemble_decay",
     "ensemble_window",
+    "ensemble_horizon",
     "base_deadband",
     "base_deadband_angular",
 )  # TrainConfig fields free at export

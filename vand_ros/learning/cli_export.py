@@ -25,6 +25,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="temporal-ensembling weight over a prediction's age (hann: small for the newest and oldest)",
     )
     parser.add_argument(
+        "--ensemble-horizon",
+        type=int,
+        help="temporal ensembling over the newest H predictions for a tick (1..chunk; 0 = all)",
+    )
+    parser.add_argument(
         "--base-deadband", type=float, help="linear base commands below this [m/s] are sent as 0"
     )
     parser.add_argument(
@@ -41,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         "chunk_execution": args.execution,
         "ensemble_decay": args.ensemble_decay,
         "ensemble_window": args.ensemble_window,
+        "ensemble_horizon": args.ensemble_horizon,
         "base_deadband": args.base_deadband,
         "base_deadband_angular": args.base_deadband_angular,
     }

@@ -37,6 +37,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "chunk_execution": "first",
     "ensemble_decay": 0.0,
     "ensemble_window": "exponential",
+    "ensemble_horizon": 0,
     "base_deadband": 0.0,
     "base_deadband_angular": 0.0,
     "select_every": 0,
@@ -103,6 +104,7 @@ class TrainConfig:
     chunk_execution: str = "first"  # "first" command of the newest chunk, or "ensemble" (temporal)
     ensemble_decay: float = 0.0  # [1/tick] temporal-ensembling weight exp(-decay * age)
     ensemble_window: str = "exponential"  # or "hann": sin^2(pi (age + 1) / (K + 1)), decay 0
+    ensemble_horizon: int = 0  # ensemble only the newest H of the K predictions for a tick (0 = all K)
     base_deadband: float = 0.02  # [m/s] linear base commands smaller than this are sent as zero
     base_deadband_angular: float = 0.05  # [rad/s] the same for angular base commands (wz)
     # What the network sees in its joint slots: the "measured" joints, the "command" the graph sent the
@@ -280,6 +282,7 @@ class TrainConfig:
             self.joint_filter,
             self.previous_weight,
             self.ensemble_window,
+            self.ensemble_horizon,
         )
 
     @property

@@ -65,6 +65,9 @@ controller, the safety filter and the evaluation never see it. Two things are na
                                 ahead; docs/learnability.md round 18: less shake under sensor noise,
                                 more drift of the wipe, not the default). The running sums live in an extra
                                 state pair of the graph, `chunk` -> `chunk_out`, shape (1, K, A + 1).
+    ensemble_horizon H in 1..K: temporal ensembling uses only the newest H predictions for each tick (weight
+                    0 from age H on; the window is then over H), so a model trained to predict K ticks
+                    ahead can run with a shorter ensemble; 0 = all K. Free at export (no retraining).
     base_deadband   a linear base command axis (vx, vy) whose magnitude is below this [m/s] is sent as
                     exactly zero; `base_deadband_angular` [rad/s] does the same for angular axes (names
                     starting with "w": wz). Demonstrations command zero or clearly moving velocities; a
@@ -114,6 +117,7 @@ class ActionSpec:
     joint_filter: float = 0.0  # with "filtered": the low-pass filter's weight of its previous value
     previous_weight: float = 1.0  # with "previous": the previous target's weight against the measured joints
     ensemble_window: str = "exponential"  # temporal-ensembling weight over age: "exponential" or "hann"
+    ensemble_horizon: int = 0  # ensemble the newest H predictions for each tick (0 = all K)
 
     def __post_init__(self) -> None:
         problems = []
@@ -157,6 +161,14 @@ class ActionSpec:
             problems.append(
                 f"ensemble_decay {self.ensemble_decay!r} (expected 0 with ensemble_window 'hann', whose "
                 "weights have no decay)"
+            )
+        if not isinstance(self.ensemble_horizon, int) or not (0 <= self.ensemble_horizon <= self.chunk):
+            problems.append(
+                f"ensemble_horizon {self.ensemble_horizon!r} (expected an integer in 0..chunk, 0 = all)"
+            )
+        elif self.ensemble_horizon and self.execution != "ensemble":
+            problems.append(
+                f"ensemble_horizon {self.ensemble_horizon!r} (expected 0 unless execution 'ensemble')"
             )
         for name in ("base_deadband", "base_deadband_angular"):
             value = getattr(self, name)
@@ -220,6 +232,7 @@ class ActionSpec:
             "joint_filter",
             "previous_weight",
             "ensemble_window",
+            "ensemble_horizon",
         }
         unknown = sorted(set(d) - known)
         if unknown:
@@ -237,6 +250,7 @@ class ActionSpec:
                 joint_filter=float(d.get("joint_filter", 0.0)),
                 previous_weight=float(d.get("previous_weight", 1.0)),
                 ensemble_window=str(d.get("ensemble_window", "exponential")),
+                ensemble_horizon=int(d.get("ensemble_horizon", 0)),
             )
         except (TypeError, ValueError) as err:
             raise VandError(f"action representation: malformed field ({err})") from None

@@ -13,7 +13,7 @@ The card is one JSON document stored in the ONNX file's `metadata_props` under t
     control_rate      [Hz] the rate the policy was trained at; step the model at this rate
     action            ActionSpec.to_dict() (vand_ros.runtime.action): representation ("absolute" |
                       "relative" | "previous"), chunk K, execution ("first" | "ensemble"), ensemble_decay,
-                      ensemble_window ("exponential" | "hann"),
+                      ensemble_window ("exponential" | "hann"), ensemble_horizon (0 = chunk),
                       base deadbands, joint_input ("measured" | "command" | "filtered"), command_weight,
                       joint_filter. Decoded inside the graph: the
                       output `action` is always the absolute command
