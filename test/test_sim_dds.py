@@ -113,6 +113,11 @@ def test_commands_over_dds_move_the_robot_and_bad_ones_are_rejected(
         assert latest["odom"].pose.pose.position.x > x0 + 0.02
         # No more cmd_vel: the base stops by itself (command timeout); the arm holds its target.
         spin_until(executor, lambda: abs(vx()) < 0.005, 5.0)
+        # The parked base then holds its pose, taking back the few mm the stop overshot (time constant
+        # 0.5 s, simulation.physics): measure where it rests after that.
+        settle = time.monotonic() + 1.0
+        while time.monotonic() < settle:
+            executor.spin_once(timeout_sec=0.02)
         x_stopped = latest["odom"].pose.pose.position.x
 
         bad_twist = Twist()

@@ -3,10 +3,11 @@
 Publishes /clock, /joint_states (100 Hz), /odom (50 Hz), /camera/features (15 Hz); subscribes to arm
 position targets (Float64MultiArray, and JointTrajectory on the trajectory topic) and /cmd_vel (Twist,
 or TwistStamped with `cmd_vel_stamped`). Holds the last arm target; stops the base `cmd_timeout` s of
-sim time after the last twist, and a base commanded zero holds its pose (`simulation.physics`). Bad commands (NaN/Inf, wrong length, unknown joints) are rejected with a
-throttled warning and never applied. With `demonstrator` set, a scripted demonstrator drives the robot
-at the control rate and its commands and instruction are published too, so `recorder_node` can record a
-demonstration; external commands are then ignored.
+sim time after the last twist; a base commanded zero holds its pose (`simulation.physics`). Bad commands
+(NaN/Inf, wrong length, unknown joints) are rejected with a throttled warning and never applied. With
+`demonstrator` set, a scripted demonstrator drives the robot at the control rate and its commands and
+instruction are published too, so `recorder_node` can record a demonstration; external commands are then
+ignored.
 
 Parameters (all validated at start-up):
   real_time_factor (float, 1.0): sim seconds per wall second; <= 0 runs as fast as possible.
