@@ -62,7 +62,7 @@ from vand_ros.errors import VandError
 from vand_ros.simulation import kinematics as K
 from vand_ros.simulation import model as M
 from vand_ros.simulation.behaviours import ARM_START_RANGE, spec
-from vand_ros.simulation.physics import Odom, wrap
+from vand_ros.simulation.physics import Odom, to_base_frame, wrap
 
 HOME = np.array([j.home for j in robot.ARM_JOINTS])  # (6,) [rad]
 CONTROL_DT = 1.0 / robot.RATES.control  # [s]
@@ -107,11 +107,6 @@ def _lerp(a: np.ndarray, b: np.ndarray, s: float) -> np.ndarray:
 def _duration(rng: np.random.Generator, lo: float, hi: float) -> float:
     """Episode length [s], a whole number of control ticks."""
     return round(_u(rng, lo, hi) * robot.RATES.control) / robot.RATES.control
-
-
-def _world_twist_to_base(vx: float, vy: float, yaw: float) -> tuple[float, float]:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return c * vx + s * vy, -s * vx + c * vy
 
 
 def _clip_twist(vx: float, vy: float, wz: float) -> tuple[float, float, float]:
@@ -184,7 +179,7 @@ class Patrol:
         v = self.speed * min(1.0, obs.t / 1.0)
         vwx = v * et[0] + 1.5 * (self.radius - rho) * er[0]
         vwy = v * et[1] + 1.5 * (self.radius - rho) * er[1]
-        vx, vy = _world_twist_to_base(vwx, vwy, obs.odom.yaw)
+        vx, vy = to_base_frame(vwx, vwy, obs.odom.yaw)
         wz = v / self.radius + 2.0 * wrap(math.atan2(et[1], et[0]) - obs.odom.yaw)
         arm = _lerp(self.start_arm, self.carry, obs.t / 1.5)
         return Command(arm, _clip_twist(vx, vy, wz)), memory
@@ -238,7 +233,7 @@ class Visit:
             else:
                 v = min(self.speed * min(1.0, (t - m.since) / 0.8 + 0.1), self.approach_gain * dist)
                 vwx, vwy = (v * ex / dist, v * ey / dist) if dist > 1e-9 else (0.0, 0.0)
-                vx, vy = _world_twist_to_base(vwx, vwy, o.yaw)
+                vx, vy = to_base_frame(vwx, vwy, o.yaw)
                 arm = _lerp(self.start_arm, HOME, t / 1.5) if m.leg == 0 else HOME
                 return Command(arm, _clip_twist(vx, vy, 3.0 * eyaw)), m
         station = self.order[m.leg] if m.leg < len(self.order) else self.order[-1]

@@ -35,6 +35,7 @@ HOLD_RATE = 100  # [Hz] the hold's update rate, a wheel controller's loop
 HOLD_STEPS = STEPS_PER_S // HOLD_RATE
 HOLD_GAIN = 2.0  # [1/s] on x, y [m] and yaw [rad] errors
 HOLD_MAX_VELOCITY = (0.05, 0.05, 0.1)  # [m/s, m/s, rad/s] the correction's bound (a push is not undone)
+_HOLD_BOUND = np.array(HOLD_MAX_VELOCITY)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ class Odom:
 def wrap(angle: float) -> float:
     """Angle wrapped to [-pi, pi) [rad]."""
     return (angle + math.pi) % (2 * math.pi) - math.pi
+
+
+def to_base_frame(x: float, y: float, yaw: float) -> tuple[float, float]:
+    """A planar world-frame vector (x, y) (a twist or an offset) in the frame of a base turned by `yaw`."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    return c * x + s * y, -s * x + c * y
 
 
 class Sim:
@@ -106,8 +113,7 @@ class Sim:
         if not np.all(np.isfinite(v)):
             raise ValueError("base twist contains NaN or Inf")
         limit = np.array(robot.BASE_MAX_VELOCITY)
-        self._twist = np.clip(v, -limit, limit)
-        self.data.ctrl[self.ids.base_act] = self._twist
+        self._twist = np.clip(v, -limit, limit)  # reaches the actuators in `step`
         if np.any(self._twist):
             self._hold = None
         self._last_twist_step = self.steps
@@ -141,10 +147,8 @@ class Sim:
         if self._hold is None:
             self._hold = pose
         dx, dy = self._hold[:2] - pose[:2]
-        c, s = math.cos(pose[2]), math.sin(pose[2])
-        error = np.array([c * dx + s * dy, -s * dx + c * dy, wrap(float(self._hold[2] - pose[2]))])
-        bound = np.array(HOLD_MAX_VELOCITY)
-        return np.clip(HOLD_GAIN * error, -bound, bound)
+        error = np.array([*to_base_frame(dx, dy, float(pose[2])), wrap(float(self._hold[2] - pose[2]))])
+        return np.clip(HOLD_GAIN * error, -_HOLD_BOUND, _HOLD_BOUND)
 
     @property
     def time_ns(self) -> int:
@@ -161,8 +165,8 @@ class Sim:
     def odom(self) -> Odom:
         x, y, yaw = self.data.qpos[self.ids.base_qpos]
         vxw, vyw, wz = self.data.qvel[self.ids.base_dof]
-        c, s = math.cos(yaw), math.sin(yaw)
-        return Odom(float(x), float(y), wrap(float(yaw)), c * vxw + s * vyw, -s * vxw + c * vyw, float(wz))
+        vx, vy = to_base_frame(float(vxw), float(vyw), float(yaw))
+        return Odom(float(x), float(y), wrap(float(yaw)), vx, vy, float(wz))
 
     def features(self) -> np.ndarray:
         return F.features(self.data, self.ids)  # (E * 4,) float32
