@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,10 +20,12 @@ from vand_ros.learning.actions import (
     ensemble_weights,
     filter_joints,
     filtered_episodes,
+    offset_scale,
     policy_stats,
     previous_offset_std,
     previous_targets,
 )
+from vand_ros.learning.checkpoint import Checkpoint
 from vand_ros.learning.config import TrainConfig
 from vand_ros.learning.diagnostics import copycat, teacher_forced_commands
 from vand_ros.learning.policy import DrawMaker, Draws, Policy
@@ -284,10 +287,14 @@ def test_training_with_feedback_needs_the_previous_targets_in_the_graph() -> Non
     assert ActionSpec.from_dict({"representation": "previous"}).joint_input == "measured"  # older cards
 
 
-def test_temporal_ensembling_is_the_weighted_mean_of_every_prediction_for_this_tick() -> None:
-    spec = ActionSpec("absolute", chunk=3, execution="ensemble", ensemble_decay=0.5)
+@pytest.mark.parametrize("decay", [0.5, -0.5])
+def test_temporal_ensembling_is_the_weighted_mean_of_every_prediction_for_this_tick(decay: float) -> None:
+    """decay > 0 weighs the newest prediction most, decay < 0 (ACT's default direction) the oldest; the
+    weights are scaled so that the largest is 1."""
+    spec = ActionSpec("absolute", chunk=3, execution="ensemble", ensemble_decay=decay)
     w = ensemble_weights(spec)
-    torch.testing.assert_close(w, torch.tensor([1.0, np.exp(-0.5), np.exp(-1.0)], dtype=torch.float32))
+    want_w = np.exp(-decay * np.arange(3))
+    torch.testing.assert_close(w, torch.tensor(want_w / want_w.max(), dtype=torch.float32))
     chunks = torch.randn(8, 1, 3, 2)  # a chunk per tick
     sums = torch.zeros(1, 3, 3)
     for t in range(8):
@@ -344,6 +351,9 @@ def test_a_bad_action_spec_is_refused_with_the_field_named() -> None:
         ActionSpec.from_dict({"representation": "absolute", "horizon": 3})
     with pytest.raises(VandError, match="ensemble_window 'gauss'"):
         TrainConfig(ensemble_window="gauss")
+    with pytest.raises(VandError, match=r"ensemble_decay -1.0 \(expected .* at least -13.8 / 19"):
+        ActionSpec("relative", 20, "ensemble", -1.0)  # the newest weight would be exp(-19) of the oldest
+    assert ensemble_weights(ActionSpec("relative", 20, "ensemble", -0.7))[0] > 0
     with pytest.raises(VandError, match=r"ensemble_decay 0.1 \(expected 0 with ensemble_window 'hann'"):
         ActionSpec("relative", 4, "ensemble", 0.1, ensemble_window="hann")
     assert ActionSpec.from_dict({"representation": "relative"}).ensemble_window == "exponential"  # old cards
@@ -370,6 +380,40 @@ def test_relative_statistics_are_those_of_the_offsets() -> None:
     np.testing.assert_allclose(rel.act_mean[:2], offsets.mean(0), atol=1e-6)
     np.testing.assert_allclose(rel.act_std[:2], np.maximum(offsets.std(0), 0.005), rtol=1e-5)
     np.testing.assert_array_equal(rel.obs_mean, base.obs_mean)
+
+
+def test_per_offset_normalisation_gives_every_chunk_offset_unit_spread_and_is_saved(tmp_path: Path) -> None:
+    """Shared statistics leave a relative chunk's next-tick targets a fraction of a unit (the offsets of a
+    random walk grow with the offset); "per_offset" scales each offset to its own spread, and the scale
+    travels with the checkpoint (a shared policy saves none, so older checkpoints still load)."""
+    eps = [_episode(seed=s) for s in range(4)]
+    cfg = TrainConfig(
+        hidden_size=8, encoder_size=8, action_representation="relative", action_chunk=4,
+        chunk_execution="ensemble", chunk_normalisation="per_offset",
+    )  # fmt: skip
+    stats = policy_stats(NormStats.from_episodes(eps), eps, cfg.action_spec, LAYOUT)
+    shared = Policy(dataclasses.replace(cfg, chunk_normalisation="shared"), 6, 3, stats, 2, ("vx",))
+    policy = Policy(cfg, 6, 3, stats, 2, ("vx",))
+    policy.offset_scale.copy_(torch.from_numpy(offset_scale(stats, eps, cfg.action_spec, LAYOUT)))
+    target, valid = chunk_targets(
+        torch.from_numpy(np.stack([e.obs for e in eps])),
+        torch.from_numpy(np.stack([e.act for e in eps])),
+        torch.ones(4, 40),
+        cfg.action_spec,
+        JOINTS,
+    )
+    inside = valid[..., 0] * valid[..., -1] > 0  # ticks with every offset inside the episode
+    spread = lambda p: p.normalise_act(target)[inside].std(0)[:, :2]  # noqa: E731  (K, J)
+    assert float(spread(shared)[0].max()) < 0.7 * float(spread(shared)[-1].min())
+    whole = valid[..., None].expand_as(target) > 0  # per offset over all its valid ticks, as offset_scale
+    for k in range(4):
+        got = policy.normalise_act(target)[:, :, k][whole[:, :, k]].reshape(-1, 3)[:, :2].std(0)
+        torch.testing.assert_close(got, torch.ones(2), rtol=2e-2, atol=0)
+    torch.testing.assert_close(policy.denormalise_act(policy.normalise_act(target)), target)
+    Checkpoint.from_policy(policy, LAYOUT, 20.0, stats, {}).save(tmp_path / "c.pt")
+    loaded = Checkpoint.load(tmp_path / "c.pt").build_policy()
+    torch.testing.assert_close(loaded.offset_scale, policy.offset_scale)
+    assert "offset_scale" not in shared.state_dict()
 
 
 @pytest.mark.parametrize("execution", ["first", "ensemble"])

@@ -42,6 +42,8 @@ def _checkpoint(reg: str, cell: str, layers: int = 2, **kw: object) -> Checkpoin
     cfg = TrainConfig(regulariser=reg, cell=cell, hidden_size=6, encoder_size=6, num_layers=layers, **kw)  # type: ignore[arg-type]
     torch.manual_seed(1)
     policy = Policy(cfg, D, A, _stats(), joints=3, base_axes=("vx", "wz"))
+    if cfg.chunk_normalisation == "per_offset":  # a scale per chunk offset and entry, as training sets
+        policy.offset_scale.copy_(torch.linspace(0.3, 1.5, policy.offset_scale.numel()).reshape(-1, A))
     with torch.no_grad():  # learned scales away from their initial values, different per unit, in the
         for layer in policy.layers:  # range VAND.md reports after training (sigma 0.005-0.6)
             if cfg.is_vand:
@@ -90,6 +92,13 @@ ACTIONS = {
         "action_chunk": 5,
         "chunk_execution": "ensemble",
         "ensemble_horizon": 3,
+    },
+    "relative_chunk_per_offset_older_first": {  # per-offset scales, older predictions weighing more
+        "action_representation": "relative",
+        "action_chunk": 5,
+        "chunk_execution": "ensemble",
+        "ensemble_decay": -0.3,
+        "chunk_normalisation": "per_offset",
     },
     "relative_without_twist": {"action_representation": "relative", "base_twist_input": "none"},
     "previous": {"action_representation": "previous"},

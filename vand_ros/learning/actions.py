@@ -216,6 +216,29 @@ def policy_stats(
     )
 
 
+def offset_scale(stats: NormStats, episodes: list[Episode], spec: ActionSpec, layout: Layout) -> np.ndarray:
+    """(K, A) the std of each chunk offset's targets over `episodes` (floored as in `policy_stats`) over
+    the shared `stats.act_std`: with it every offset's normalised targets have unit spread
+    (TrainConfig.chunk_normalisation "per_offset")."""
+    joints = layout.act_slices["joints"]
+    total = np.zeros((spec.chunk, layout.act_dim))
+    squares = np.zeros((spec.chunk, layout.act_dim))
+    count = np.zeros((spec.chunk, 1))
+    for ep in episodes:
+        target, target_valid = episode_targets(ep, spec, joints)  # (T, K, A), (T, K)
+        weight = target_valid[..., None].astype(np.float64)
+        total += (target * weight).sum(0)
+        squares += (target.astype(np.float64) ** 2 * weight).sum(0)
+        count += weight.sum(0)
+    mean = total / np.maximum(count, 1)
+    std = np.sqrt(np.maximum(squares / np.maximum(count, 1) - mean**2, 0.0))
+    floor = np.full(layout.act_dim, STD_FLOOR)
+    if spec.representation != "absolute":
+        floor[joints] = RELATIVE_STD_FLOOR
+    scale: np.ndarray = (np.maximum(std, floor) / stats.act_std).astype(np.float32)
+    return scale
+
+
 def decode(
     chunk: Tensor,
     obs: Tensor,
@@ -253,14 +276,15 @@ def apply_deadband(action: Tensor, spec: ActionSpec, joints: slice, deadband: Te
 
 def ensemble_weights(spec: ActionSpec, device: torch.device | str | None = None) -> Tensor:
     """(K,) weight of a prediction made for `offset` ticks ahead, by its age at use (= offset):
-    exp(-decay * age), or sin^2(pi (age + 1) / (H + 1)) for the "hann" window, for ages below the
-    ensemble horizon H (K unless set), and 0 from H on. The newest prediction's weight is always > 0."""
+    exp(-decay * age) scaled so that the largest is 1 (a negative decay weighs older predictions more), or
+    sin^2(pi (age + 1) / (H + 1)) for the "hann" window, for ages below the ensemble horizon H (K unless
+    set), and 0 from H on. The newest prediction's weight is always > 0 (ActionSpec bounds the decay)."""
     horizon = spec.ensemble_horizon or spec.chunk
     age = torch.arange(spec.chunk, dtype=torch.float32, device=device)
     if spec.ensemble_window == "hann":
         weights = torch.sin(math.pi * (age + 1) / (horizon + 1)) ** 2
-    else:
-        weights = torch.exp(-spec.ensemble_decay * age)
+    else:  # the log-weights' largest over the horizon is subtracted: no overflow for a negative decay
+        weights = torch.exp(-spec.ensemble_decay * age + min(0.0, spec.ensemble_decay) * (horizon - 1))
     return torch.where(age < horizon, weights, torch.zeros_like(weights))
 
 

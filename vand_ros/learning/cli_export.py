@@ -18,7 +18,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=EXECUTIONS,
         help="how a chunked policy picks this tick's command (default: as trained); no retraining needed",
     )
-    parser.add_argument("--ensemble-decay", type=float, help="temporal-ensembling weight decay [1/tick]")
+    parser.add_argument(
+        "--ensemble-decay",
+        type=float,
+        help="temporal-ensembling weight decay [1/tick] (< 0: older predictions weigh more)",
+    )
     parser.add_argument(
         "--ensemble-window",
         choices=ENSEMBLE_WINDOWS,

@@ -38,6 +38,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "ensemble_decay": 0.0,
     "ensemble_window": "exponential",
     "ensemble_horizon": 0,
+    "chunk_normalisation": "shared",
     "base_deadband": 0.0,
     "base_deadband_angular": 0.0,
     "select_every": 0,
@@ -64,6 +65,7 @@ BASE_TWIST_INPUTS: tuple[str, ...] = ("measured", "none")
 VAND_FAMILY: tuple[str, ...] = ("vand", "vand_noise", "vand_dropout", "vand_fixed")
 CELLS: tuple[str, ...] = ("gru", "lstm")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+CHUNK_NORMALISATIONS: tuple[str, ...] = ("shared", "per_offset")  # TrainConfig.chunk_normalisation
 LR_FINAL = 0.01  # the cosine schedule's last learning rate, as a fraction of lr
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
@@ -102,9 +104,16 @@ class TrainConfig:
     )
     action_chunk: int = 1  # K: commands predicted per tick (this one and the next K - 1)
     chunk_execution: str = "first"  # "first" command of the newest chunk, or "ensemble" (temporal)
-    ensemble_decay: float = 0.0  # [1/tick] temporal-ensembling weight exp(-decay * age)
+    ensemble_decay: float = 0.0  # [1/tick] ensembling weight exp(-decay * age); < 0: older weigh more
     ensemble_window: str = "exponential"  # or "hann": sin^2(pi (age + 1) / (K + 1)), decay 0
     ensemble_horizon: int = 0  # ensemble only the newest H of the K predictions for a tick (0 = all K)
+    # How chunk targets are normalised: "shared" = one mean and std per action entry over every chunk
+    # offset (a relative chunk's std is then set by its far offsets, so the next tick's command, one tick
+    # of motion, is a small fraction of a unit: the network fit it to a third of its spread and shrank it
+    # towards the measured joint, the copycat diagnostic's gain 0.44; docs/learnability.md round 21), or
+    # "per_offset" = each chunk offset's targets also scaled to their own std. Trained in; the graph
+    # carries it.
+    chunk_normalisation: str = "shared"
     base_deadband: float = 0.02  # [m/s] linear base commands smaller than this are sent as zero
     base_deadband_angular: float = 0.05  # [rad/s] the same for angular base commands (wz)
     # What the network sees in its joint slots: the "measured" joints, the "command" the graph sent the
@@ -260,6 +269,8 @@ class TrainConfig:
         for name in ("gal_p_h", "gal_p_x"):
             if not 0 <= getattr(self, name) < 1:
                 raise bad(name, "a dropout probability in [0, 1)")
+        if self.chunk_normalisation not in CHUNK_NORMALISATIONS:
+            raise bad("chunk_normalisation", f"one of {list(CHUNK_NORMALISATIONS)}")
         _ = self.action_spec  # validates the action fields (VandError names the bad one)
         supported, _ = EXECUTION_MODES[self.regulariser]
         if self.execution_mode and self.execution_mode not in supported:

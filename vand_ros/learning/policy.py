@@ -73,6 +73,7 @@ class Policy(nn.Module):
     obs_std: Tensor
     act_mean: Tensor  # (A,)
     act_std: Tensor
+    offset_scale: Tensor  # (K, A) act_std's factor per chunk offset (1, not saved, unless per_offset)
 
     def __init__(
         self,
@@ -116,6 +117,9 @@ class Policy(nn.Module):
                 if value.shape != (dim,):
                     raise ValueError(f"{name} has shape {tuple(value.shape)}, expected ({dim},)")
             self.register_buffer(name, value)
+        # Set from the training data (actions.offset_scale) with cfg.chunk_normalisation "per_offset".
+        per_offset = cfg.chunk_normalisation == "per_offset"  # saved only then: older checkpoints load
+        self.register_buffer("offset_scale", torch.ones(self.action.chunk, act_dim), persistent=per_offset)
         if self.action.feeds_previous:  # set from the training data (actions.previous_offset_std)
             self.register_buffer("previous_std", torch.ones(joints))
         extra = joints if self.action.sees_lead else 0
@@ -170,10 +174,12 @@ class Policy(nn.Module):
         return (obs - self.obs_mean) / self.obs_std * self.obs_keep
 
     def normalise_act(self, act: Tensor) -> Tensor:
-        return (act - self.act_mean) / self.act_std
+        """Raw chunk targets (..., K, A) in the representation -> normalised."""
+        return (act - self.act_mean) / (self.act_std * self.offset_scale)
 
     def denormalise_act(self, act: Tensor) -> Tensor:
-        return act * self.act_std + self.act_mean
+        """Normalised chunks (..., K, A) -> raw, in the representation."""
+        return act * (self.act_std * self.offset_scale) + self.act_mean
 
     # -- the model --------------------------------------------------------------------------------------
     def forward(

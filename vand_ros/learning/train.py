@@ -43,6 +43,7 @@ from vand_ros.learning.actions import (
     command_changes,
     filter_joints,
     filtered_episodes,
+    offset_scale,
     policy_stats,
     previous_offset_std,
     previous_targets,
@@ -346,6 +347,8 @@ def train(
     )
     if policy.action.feeds_previous:
         policy.previous_std.copy_(torch.from_numpy(previous_offset_std(seen_eps, policy.joints)))
+    if cfg.chunk_normalisation == "per_offset":
+        policy.offset_scale.copy_(torch.from_numpy(offset_scale(stats, seen_eps, cfg.action_spec, ds.layout)))
     changepoints = (
         changepoint_threshold(train_eps, ds.stats.act_std, cfg.changepoint_quantile)
         if cfg.changepoint_weight > 1

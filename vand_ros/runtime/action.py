@@ -58,8 +58,10 @@ controller, the safety filter and the evaluation never see it. Two things are na
     execution       "first"     send the first command of the newest chunk
                     "ensemble"  temporal ensembling (Zhao et al. 2023, ACT): the command for this tick is
                                 the weighted mean of every chunk's prediction for this tick, weight
-                                exp(-ensemble_decay * age [ticks]) (newer predictions weigh more, unlike
-                                ACT's default; decay 0 = uniform), or, with ensemble_window "hann",
+                                exp(-ensemble_decay * age [ticks]) (decay > 0: newer predictions weigh
+                                more; decay 0: uniform; decay < 0: older ones weigh more, as in ACT's
+                                default, which the copycat diagnostic favours: docs/learnability.md
+                                round 21), or, with ensemble_window "hann",
                                 sin^2(pi (age + 1) / (K + 1)): small for both the newest prediction
                                 (which carries this tick's encoder noise) and the oldest (made furthest
                                 ahead; docs/learnability.md round 18: less shake under sensor noise,
@@ -97,6 +99,8 @@ REPRESENTATIONS: tuple[str, ...] = ("absolute", "relative", "previous")
 JOINT_INPUTS: tuple[str, ...] = ("measured", "command", "filtered")
 EXECUTIONS: tuple[str, ...] = ("first", "ensemble")
 ENSEMBLE_WINDOWS: tuple[str, ...] = ("exponential", "hann")  # temporal-ensembling weight over age
+# The largest ratio of the heaviest to the newest temporal-ensembling weight, as a log: exp(13.8) = 1e6.
+MAX_LOG_WEIGHT = 13.8
 ENSEMBLE_STATE = ("chunk", "chunk_out")  # the graph's state pair for temporal ensembling
 PREVIOUS_STATE = ("previous", "previous_out")  # the graph's state pair for the previous joint targets
 FILTER_STATE = ("joint_filter", "joint_filter_out")  # the graph's state pair for the filtered joints
@@ -109,7 +113,7 @@ class ActionSpec:
     representation: str = "absolute"
     chunk: int = 1  # K: commands predicted per tick (this tick and the next K - 1)
     execution: str = "first"
-    ensemble_decay: float = 0.0  # [1/tick] weight exp(-decay * age) in temporal ensembling
+    ensemble_decay: float = 0.0  # [1/tick] weight exp(-decay * age) in temporal ensembling (< 0: older)
     base_deadband: float = 0.0  # [m/s] linear base commands smaller than this become exactly zero
     base_deadband_angular: float = 0.0  # [rad/s] the same for angular base commands
     joint_input: str = "measured"  # the joint slots of the network's input: "measured", "command", "filtered"
@@ -151,8 +155,13 @@ class ActionSpec:
             problems.append(f"chunk {self.chunk!r} (expected an integer >= 1)")
         if self.execution not in EXECUTIONS:
             problems.append(f"execution {self.execution!r} (expected one of {list(EXECUTIONS)})")
-        if not (math.isfinite(self.ensemble_decay) and self.ensemble_decay >= 0):
-            problems.append(f"ensemble_decay {self.ensemble_decay!r} (expected a finite number >= 0)")
+        ages = (self.ensemble_horizon or self.chunk) - 1 if isinstance(self.chunk, int) else 0
+        if not (math.isfinite(self.ensemble_decay) and self.ensemble_decay * max(ages, 0) >= -MAX_LOG_WEIGHT):
+            problems.append(
+                f"ensemble_decay {self.ensemble_decay!r} (expected a finite number; a negative one, which "
+                f"weighs older predictions more, at least -{MAX_LOG_WEIGHT:g} / {max(ages, 1)} here, so that "
+                "the newest prediction, all there is after a reset, keeps a usable weight)"
+            )
         if self.ensemble_window not in ENSEMBLE_WINDOWS:
             problems.append(
                 f"ensemble_window {self.ensemble_window!r} (expected one of {list(ENSEMBLE_WINDOWS)})"
