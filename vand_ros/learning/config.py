@@ -108,11 +108,10 @@ class TrainConfig:
     ensemble_window: str = "exponential"  # or "hann": sin^2(pi (age + 1) / (K + 1)), decay 0
     ensemble_horizon: int = 0  # ensemble only the newest H of the K predictions for a tick (0 = all K)
     # How chunk targets are normalised: "shared" = one mean and std per action entry over every chunk
-    # offset (a relative chunk's std is then set by its far offsets, so the next tick's command, one tick
-    # of motion, is a small fraction of a unit: the network fit it to a third of its spread and shrank it
-    # towards the measured joint, the copycat diagnostic's gain 0.44; docs/learnability.md round 21), or
-    # "per_offset" = each chunk offset's targets also scaled to their own std. Trained in; the graph
-    # carries it.
+    # offset (a relative chunk's std is then set by its far offsets, and the next tick's command, one tick
+    # of motion, spans a third of a unit), or "per_offset" = each chunk offset's targets also scaled to
+    # their own spread. Trained in; the graph carries it. Round 21 (docs/learnability.md) measured it on
+    # chunks of 20: the copycat gain did not move (0.72 / 0.66); not the default.
     chunk_normalisation: str = "shared"
     base_deadband: float = 0.02  # [m/s] linear base commands smaller than this are sent as zero
     base_deadband_angular: float = 0.05  # [rad/s] the same for angular base commands (wz)

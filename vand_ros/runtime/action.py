@@ -60,8 +60,9 @@ controller, the safety filter and the evaluation never see it. Two things are na
                                 the weighted mean of every chunk's prediction for this tick, weight
                                 exp(-ensemble_decay * age [ticks]) (decay > 0: newer predictions weigh
                                 more; decay 0: uniform; decay < 0: older ones weigh more, as in ACT's
-                                default, which the copycat diagnostic favours: docs/learnability.md
-                                round 21), or, with ensemble_window "hann",
+                                default: a higher copycat gain, and a delay in the loop that failed
+                                every closed-loop run tried, docs/learnability.md round 21), or, with
+                                ensemble_window "hann",
                                 sin^2(pi (age + 1) / (K + 1)): small for both the newest prediction
                                 (which carries this tick's encoder noise) and the oldest (made furthest
                                 ahead; docs/learnability.md round 18: less shake under sensor noise,
@@ -155,7 +156,8 @@ class ActionSpec:
             problems.append(f"chunk {self.chunk!r} (expected an integer >= 1)")
         if self.execution not in EXECUTIONS:
             problems.append(f"execution {self.execution!r} (expected one of {list(EXECUTIONS)})")
-        ages = (self.ensemble_horizon or self.chunk) - 1 if isinstance(self.chunk, int) else 0
+        horizon = self.ensemble_horizon if isinstance(self.ensemble_horizon, int) else 0
+        ages = (horizon or self.chunk) - 1 if isinstance(self.chunk, int) else 0
         if not (math.isfinite(self.ensemble_decay) and self.ensemble_decay * max(ages, 0) >= -MAX_LOG_WEIGHT):
             problems.append(
                 f"ensemble_decay {self.ensemble_decay!r} (expected a finite number; a negative one, which "
