@@ -206,18 +206,25 @@ def policy_stats(
         target, target_valid = episode_targets(ep, spec, joints)
         rows.append(target[target_valid > 0])  # (N, A)
     values = np.concatenate(rows).astype(np.float64)
-    floor = np.full(layout.act_dim, STD_FLOOR)
-    floor[joints] = RELATIVE_STD_FLOOR
     return NormStats(
         obs_mean=dataset_stats.obs_mean,
         obs_std=dataset_stats.obs_std,
         act_mean=values.mean(0).astype(np.float32),
-        act_std=np.maximum(values.std(0), floor).astype(np.float32),
+        act_std=np.maximum(values.std(0), target_std_floor(spec, layout)).astype(np.float32),
     )
 
 
+def target_std_floor(spec: ActionSpec, layout: Layout) -> np.ndarray:
+    """(A,) the floor of the targets' std: the dataset's (STD_FLOOR), RELATIVE_STD_FLOOR on the joints of
+    relative and previous targets."""
+    floor = np.full(layout.act_dim, STD_FLOOR)
+    if spec.representation != "absolute":
+        floor[layout.act_slices["joints"]] = RELATIVE_STD_FLOOR
+    return floor
+
+
 def offset_scale(stats: NormStats, episodes: list[Episode], spec: ActionSpec, layout: Layout) -> np.ndarray:
-    """(K, A) the std of each chunk offset's targets over `episodes` (floored as in `policy_stats`) over
+    """(K, A) the std of each chunk offset's targets over `episodes` (floored: `target_std_floor`) over
     the shared `stats.act_std`: with it every offset's normalised targets have unit spread
     (TrainConfig.chunk_normalisation "per_offset")."""
     joints = layout.act_slices["joints"]
@@ -232,10 +239,7 @@ def offset_scale(stats: NormStats, episodes: list[Episode], spec: ActionSpec, la
         count += weight.sum(0)
     mean = total / np.maximum(count, 1)
     std = np.sqrt(np.maximum(squares / np.maximum(count, 1) - mean**2, 0.0))
-    floor = np.full(layout.act_dim, STD_FLOOR)
-    if spec.representation != "absolute":
-        floor[joints] = RELATIVE_STD_FLOOR
-    scale: np.ndarray = (np.maximum(std, floor) / stats.act_std).astype(np.float32)
+    scale: np.ndarray = (np.maximum(std, target_std_floor(spec, layout)) / stats.act_std).astype(np.float32)
     return scale
 
 
