@@ -164,3 +164,80 @@ def test_dataset_repairs_an_unfinished_recording_or_names_it(tmp_path: Path) -> 
     assert any("repaired" in w for w in warnings)
     (episode,) = dataset.train + dataset.val
     assert np.isfinite(episode.obs).all() and len(episode.obs) > 3.0 * 20  # most of the 4 s at 20 Hz
+
+
+def test_a_bag_says_how_its_demonstration_was_made_and_keeps_it_through_repair_and_relabelling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`vand-ros demos` labels its bags (clean, recovery, switch, ...); a recorder labels its recording
+    from `episode_kind`, a repair keeps the label, and `vand-ros bag kind --set` labels a bag afterwards."""
+    from vand_ros.cli import main as cli_main
+    from vand_ros.data.recording import KIND_KEY, episode_kind
+    from vand_ros.simulation.cli_demos import write_episode
+    from vand_ros.simulation.perturb import Perturbation
+
+    write_episode("wipe", 0, 0, tmp_path / "clean", duration=2.0)
+    write_episode("wipe", 0, 1, tmp_path / "rec", duration=2.0, perturbation=Perturbation.preset("dart"))
+    write_episode("visit_abc", 0, 0, tmp_path / "sw", duration=4.0, switch=True)
+    delayed = Perturbation.preset("push", max_delay=0.02)
+    write_episode("wipe", 0, 2, tmp_path / "late", duration=2.0, perturbation=delayed)
+    kinds = {name: episode_kind(tmp_path / name) for name in ("clean", "rec", "sw", "late")}
+    assert kinds == {"clean": "clean", "rec": "recovery", "sw": "switch", "late": "recovery+delayed"}
+    assert read_metadata(tmp_path / "rec")["custom_data"] == {KIND_KEY: "recovery"}  # rosbag2's place
+
+    bag = RecordingBag(tmp_path / "robot", episode_kind="recovery")
+    write_stream(bag, 0, RATE, flush_every=10)
+    bag.abort()  # the recorder was killed: the repair must not lose the label
+    repair(tmp_path / "robot")
+    assert episode_kind(tmp_path / "robot") == "recovery"
+    assert recording_state(tmp_path / "robot") == "repaired"
+
+    plain = RecordingBag(tmp_path / "plain")
+    write_stream(plain, 0, RATE)
+    plain.close()
+    assert episode_kind(tmp_path / "plain") == ""
+    assert cli_main(["bag", "kind", str(tmp_path / "plain"), "--set", "switch+recovery"]) == 0
+    assert episode_kind(tmp_path / "plain") == "switch+recovery"
+    assert recording_state(tmp_path / "plain") == "complete"  # the rest of the metadata is kept
+    assert read_positions(tmp_path / "plain")[0] == [float(i) for i in range(RATE)]
+    capsys.readouterr()
+    assert cli_main(["bag", "kind", str(tmp_path / "clean"), str(tmp_path / "plain")]) == 0
+    assert capsys.readouterr().out.split() == [f"{tmp_path / 'clean'}:", "clean", f"{tmp_path / 'plain'}:",
+                                               "switch+recovery"]  # fmt: skip
+
+    assert cli_main(["bag", "kind", str(tmp_path / "plain"), "--set", "Clean Run"]) == 2
+    assert "lower-case words" in capsys.readouterr().err
+    assert cli_main(["bag", "kind", str(tmp_path / "nothing"), "--set", "clean"]) == 1
+    assert "not a rosbag2 directory" in capsys.readouterr().err
+    with pytest.raises(VandError, match="episode kind"):
+        RecordingBag(tmp_path / "bad", episode_kind="re covery")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_every_episode_carries_its_bags_kind_through_the_dataset_and_the_cache(tmp_path: Path) -> None:
+    from vand_ros.data.builder import build_dataset
+    from vand_ros.data.config import DataConfig
+    from vand_ros.data.dataset import Dataset
+    from vand_ros.simulation.cli_demos import write_episode
+    from vand_ros.simulation.perturb import Perturbation
+
+    dart = Perturbation.preset("dart")
+    for ep in range(2):
+        write_episode("patrol", 0, ep, tmp_path / "bags" / f"clean_{ep}", duration=4.0)
+        write_episode("patrol", 0, 10 + ep, tmp_path / "bags" / f"rec_{ep}", duration=4.0, perturbation=dart)
+    bag = RecordingBag(tmp_path / "bags" / "unlabelled")  # recorded without a kind
+    with AnyReader([tmp_path / "bags" / "clean_0"]) as reader:
+        for conn, t, raw in reader.messages():
+            bag.write_raw(conn.topic, t, bytes(raw), conn.msgtype)
+    bag.close()
+
+    want = {"clean_0": "clean", "clean_1": "clean", "rec_0": "recovery", "rec_1": "recovery"}
+    want["unlabelled"] = ""
+    for attempt in ("read", "cached"):
+        dataset, summary = build_dataset([tmp_path / "bags"], DataConfig(), cache_dir=tmp_path / "cache")
+        assert summary.cached == (5 if attempt == "cached" else 0)
+        got = {ep.source.split("#")[0]: ep.kind for ep in dataset.episodes}
+        assert got == want, attempt
+        assert summary.to_dict()["episode_kinds"] == {"clean": 2, "recovery": 2, "unknown": 1}
+    loaded = Dataset.load(dataset.save(tmp_path / "ds"))
+    assert [(e.source, e.kind) for e in loaded.episodes] == [(e.source, e.kind) for e in dataset.episodes]

@@ -448,6 +448,30 @@ def test_copycat_diagnostic_scores_a_copier_at_gain_zero_and_copy_error() -> Non
         assert v["previous_mse"] > 0
 
 
+def test_copycat_reports_each_episode_kind_of_a_behaviour_apart() -> None:
+    """A policy that reproduces the clean episodes' offset and copies the joints on recovery episodes: the
+    kind rows say so (gain 1 and 0), the behaviour's row pools them, and one kind alone adds no row."""
+    from vand_ros.learning.copycat import copycat_stats
+
+    clean = [dataclasses.replace(_episode(seed=s), kind="clean") for s in range(2)]
+    recovery = [dataclasses.replace(_episode(seed=10 + s), kind="recovery") for s in range(2)]
+    episodes = clean + recovery
+    commands = [e.act for e in clean] + [e.obs[:, :3] for e in recovery]  # reproduce / copy the joints
+    diag = copycat_stats(episodes, commands, ["j0", "j1"])
+    assert set(diag) == {"a", "all", "a/clean", "a/recovery"}
+    for joint in ("j0", "j1"):
+        assert diag["a/clean"][joint]["gain"] == pytest.approx(1.0)
+        assert diag["a/recovery"][joint]["gain"] == pytest.approx(0.0, abs=1e-9)
+        assert 0.2 < diag["a"][joint]["gain"] < 0.8
+        assert diag["a"][joint] == diag["all"][joint]
+    assert diag["a/clean"] == copycat_stats(clean, commands[:2], ["j0", "j1"])["a"]
+
+    alone = copycat_stats(recovery, commands[2:], ["j0", "j1"])
+    assert set(alone) == {"a", "all"}
+    untagged = [dataclasses.replace(recovery[0], kind=""), recovery[1]]
+    assert set(copycat_stats(untagged, commands[2:], ["j0", "j1"])) == {"a", "all", "a/unknown", "a/recovery"}
+
+
 def test_changepoint_weights_mark_the_largest_command_changes_and_their_neighbours() -> None:
     from vand_ros.learning.actions import (
         CHANGEPOINT_DILATION,

@@ -7,7 +7,7 @@ ROS 2 Kilted type store, so what lands in the file is byte-for-byte standard CDR
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -120,7 +120,14 @@ class BagWriter:
     ...     bag.write("/cmd_vel", 1_000_000, twist((0.1, 0, 0), (0, 0, 0)), "geometry_msgs/msg/Twist")
     """
 
-    def __init__(self, path: str | Path, storage: str = "mcap", compress: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        storage: str = "mcap",
+        compress: bool = False,
+        custom_data: Mapping[str, str] | None = None,
+    ) -> None:
+        """`custom_data`: string entries for metadata.yaml's custom_data (e.g. data.recording.KIND_KEY)."""
         if storage not in STORAGES:
             raise VandError(f"unknown bag storage {storage!r}; expected one of {sorted(STORAGES)}")
         self.path = Path(path)
@@ -132,6 +139,8 @@ class BagWriter:
         self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
         if compress:
             self._writer.set_compression(CompressionMode.MESSAGE, CompressionFormat.ZSTD)
+        for key, value in (custom_data or {}).items():
+            self._writer.set_custom_data(key, value)
         self._connections: dict[str, Any] = {}
         self.count = 0
 

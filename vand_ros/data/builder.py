@@ -30,6 +30,7 @@ from vand_ros.data import cdr
 from vand_ros.data.config import DataConfig
 from vand_ros.data.dataset import Dataset, Episode
 from vand_ros.data.reader import BagError, BagSource, deserialize, find_bags
+from vand_ros.data.recording import episode_kind
 from vand_ros.errors import VandError
 from vand_ros.runtime.assembler import (
     Action,
@@ -41,7 +42,7 @@ from vand_ros.runtime.assembler import (
     sample_time,
 )
 
-BUILDER_VERSION = 1  # bump when the extraction changes what a bag turns into (invalidates the cache)
+BUILDER_VERSION = 2  # bump when the extraction changes what a bag turns into (invalidates the cache)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class BagReport:
     episode_s: float = 0.0  # total episode duration [s]
     rates: dict[str, float] = field(default_factory=dict)  # topic -> [Hz]
     behaviours: dict[str, int] = field(default_factory=dict)  # behaviour -> episodes
+    episode_kind: str = ""  # how its demonstration was made (data.recording.KIND_KEY); "" unknown
     invalid_reasons: dict[str, int] = field(default_factory=dict)  # reason pattern -> ticks
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,6 +185,9 @@ def extract_bag(path: str | Path, config: DataConfig) -> BagResult:
     P = config.period_ns
     report = BagReport(bag=str(path))
     with BagSource(path, roles, optional) as src:
+        # How the demonstration was made: rosbag2 keeps custom_data in a bag directory's metadata.yaml
+        # (read once the bag opened, so a broken metadata.yaml is the BagError that opening it raised).
+        report.episode_kind = episode_kind(path) if path.is_dir() else ""
         counts = src.topic_counts()
         report.messages = sum(counts.values())
         if counts.get(t.instruction, 0) == 0 and config.default_instruction is None:
@@ -281,7 +286,8 @@ def _segment(
     config: DataConfig,
     report: BagReport,
 ) -> list[Episode]:
-    """Split the tick sequence at invalid ticks and instruction changes; keep long enough stretches."""
+    """Split the tick sequence at invalid ticks and instruction changes; keep long enough stretches. Every
+    episode gets the bag's episode kind (`report.episode_kind`)."""
     episodes: list[Episode] = []
     reasons: Counter[str] = Counter()
     run_obs: list[np.ndarray] = []
@@ -300,6 +306,7 @@ def _segment(
                     act=np.stack(run_act),  # (T, A)
                     behaviour=run_word,
                     source=f"{path.name}#{len(episodes)}",
+                    kind=report.episode_kind,
                 )
             )
         else:
@@ -346,8 +353,10 @@ class BuildSummary:
     def to_dict(self) -> dict[str, Any]:
         ok = [r for r in self.reports if r.status == "ok"]
         behaviours: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
         for r in ok:
             behaviours.update(r.behaviours)
+            kinds[r.episode_kind or "unknown"] += r.episodes
         return {
             "bags": len(self.reports),
             "bags_used": len(ok),
@@ -357,6 +366,7 @@ class BuildSummary:
             "ticks": sum(r.ticks for r in ok),
             "invalid_ticks": sum(r.invalid_ticks for r in ok),
             "behaviours": dict(sorted(behaviours.items())),
+            "episode_kinds": dict(sorted(kinds.items())),
             "skipped": [{"bag": r.bag, "kind": r.kind, "problem": r.problem} for r in self.skipped],
             "per_bag": [r.to_dict() for r in self.reports],
         }

@@ -64,7 +64,13 @@ class BagCache:
                 with np.load(npz_path) as arrays:
                     for i, info in enumerate(meta["episodes"]):
                         episodes.append(
-                            Episode(arrays[f"obs_{i}"], arrays[f"act_{i}"], info["behaviour"], info["source"])
+                            Episode(
+                                arrays[f"obs_{i}"],
+                                arrays[f"act_{i}"],
+                                info["behaviour"],
+                                info["source"],
+                                info["kind"],
+                            )
                         )
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing or damaged entry: read the bag again
@@ -82,7 +88,9 @@ class BagCache:
         tmp.replace(self.dir / f"{key}.npz")
         meta = {
             "report": result.report.to_dict(),
-            "episodes": [{"behaviour": e.behaviour, "source": e.source} for e in result.episodes],
+            "episodes": [
+                {"behaviour": e.behaviour, "source": e.source, "kind": e.kind} for e in result.episodes
+            ],
         }
         tmp_json = self.dir / f"{key}.tmp.json"
         tmp_json.write_text(json.dumps(meta), encoding="utf-8")

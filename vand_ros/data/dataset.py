@@ -37,6 +37,7 @@ class Episode:
     act: np.ndarray  # (T, A) float32, raw units
     behaviour: str
     source: str  # where it came from, e.g. "bags/wipe_003#0" (bag and segment index)
+    kind: str = ""  # how it was made (its bag's data.recording.KIND_KEY: clean, recovery, ...); "" unknown
 
     def __post_init__(self) -> None:
         if self.obs.ndim != 2 or self.act.ndim != 2 or len(self.obs) != len(self.act):
@@ -143,6 +144,7 @@ class Dataset:
                 {
                     "behaviour": ep.behaviour,
                     "source": ep.source,
+                    "kind": ep.kind,
                     "split": "train" if i < len(self.train) else "val",
                 }
             )
@@ -176,7 +178,10 @@ class Dataset:
         val: list[Episode] = []
         with np.load(npz_path) as arrays:
             for i, info in enumerate(meta["episodes"]):
-                ep = Episode(arrays[f"obs_{i}"], arrays[f"act_{i}"], info["behaviour"], info["source"])
+                ep = Episode(
+                    arrays[f"obs_{i}"], arrays[f"act_{i}"], info["behaviour"], info["source"],
+                    info.get("kind", ""),  # datasets built before episodes had kinds: unknown
+                )  # fmt: skip
                 (train if info["split"] == "train" else val).append(ep)
         layout = Layout.from_dict(meta["layout"])
         check_widths(layout, [*train, *val])

@@ -11,6 +11,11 @@ calls it once a second), so a recorder killed with SIGKILL loses at most what ar
 `repair(DIR)` (`vand-ros bag repair DIR`, and `vand-ros dataset` before it reads a bag) is `ros2 bag
 reindex` for such a directory: it recovers the messages of every unfinished file into a finished one
 (the original is kept beside it as `<file>.unfinished`) and rewrites metadata.yaml from the files.
+
+A bag may also say how its demonstration was made, in custom_data `vand_ros.episode_kind` (`clean`,
+`recovery`, `switch`, `switch+recovery` from `vand-ros demos`; any word a user chooses with `vand-ros bag
+kind` or the recorder's `episode_kind`). The dataset keeps it on every episode, and the copycat diagnostic
+reports each kind apart (a recovery demonstration's targets hold noise no policy can predict).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from vand_ros.data.mcap_stream import McapStream, ScanResult, scan, zstd
 from vand_ros.errors import VandError
 
 STATE_KEY = "vand_ros.recording"  # in metadata.yaml custom_data: in_progress | complete | repaired
+KIND_KEY = "vand_ros.episode_kind"  # in metadata.yaml custom_data: how the demonstration was made
+KIND_PATTERN = re.compile(r"[a-z0-9_]+(\+[a-z0-9_]+)*")  # clean, recovery, switch+recovery, ...
 UNFINISHED_SUFFIX = ".unfinished"
 BAG_VERSION = 9  # rosbag2 metadata version (Jazzy and later; rosbags reads 1-9)
 
@@ -68,13 +75,19 @@ class RecordingBag:
     """A rosbag2 directory being recorded (MCAP). Add topics, write raw CDR, `flush()` often, `close()`."""
 
     def __init__(
-        self, path: str | Path, max_duration: float = 0.0, max_size: int = 0, compress: bool = False
+        self,
+        path: str | Path,
+        max_duration: float = 0.0,
+        max_size: int = 0,
+        compress: bool = False,
+        episode_kind: str = "",
     ) -> None:
         self.path = Path(path)
         if self.path.exists():
             raise VandError(f"{self.path} already exists; a recording goes to a new directory")
         if max_duration < 0 or max_size < 0:
             raise VandError("max_duration and max_size must be >= 0 (0: do not split)")
+        self.custom = {KIND_KEY: check_kind(episode_kind)} if episode_kind else {}
         self.path.mkdir(parents=True)
         self.max_duration_ns = int(max_duration * 1e9)
         self.max_size = int(max_size)
@@ -86,7 +99,7 @@ class RecordingBag:
         self._info: FileInfo | None = None
         self._channels: dict[str, int] = {}
         self._open_next()
-        write_metadata(self.path, self.finished, self.topics, "in_progress", compress)
+        write_metadata(self.path, self.finished, self.topics, "in_progress", compress, self.custom)
 
     def _open_next(self) -> None:
         name = f"{self.path.name}_{len(self.finished)}.mcap"
@@ -138,7 +151,7 @@ class RecordingBag:
         assert self._file is not None and self._info is not None
         self._file.close({"serialized_metadata": ""})
         self.finished.append(self._info)
-        write_metadata(self.path, self.finished, self.topics, "in_progress", self.compress)
+        write_metadata(self.path, self.finished, self.topics, "in_progress", self.compress, self.custom)
 
     def flush(self, fsync: bool = False) -> None:
         """Everything written so far reaches the kernel (and the disk, with `fsync`)."""
@@ -158,7 +171,7 @@ class RecordingBag:
         else:  # opened by a split just before the stop: nothing in it
             file.abort()
             (self.path / info.path).unlink()
-        write_metadata(self.path, self.finished, self.topics, "complete", self.compress)
+        write_metadata(self.path, self.finished, self.topics, "complete", self.compress, self.custom)
 
     def abort(self) -> None:
         """Stop without finishing anything: what a crash leaves (for tests)."""
@@ -168,9 +181,15 @@ class RecordingBag:
 
 
 def write_metadata(
-    bag: Path, files: list[FileInfo], topics: dict[str, Topic], state: str, compress: bool = False
+    bag: Path,
+    files: list[FileInfo],
+    topics: dict[str, Topic],
+    state: str,
+    compress: bool = False,
+    custom: dict[str, str] | None = None,
 ) -> None:
-    """metadata.yaml (rosbag2 version 9) for `files`, written atomically (a temporary file, then rename)."""
+    """metadata.yaml (rosbag2 version 9) for `files`, written atomically (a temporary file, then rename);
+    custom_data holds the recording `state` and the entries of `custom`."""
     counts: dict[str, int] = {}
     for f in files:
         for name, n in f.counts.items():
@@ -209,9 +228,13 @@ def write_metadata(
             }
             for f in files
         ],
-        "custom_data": {STATE_KEY: state},
+        "custom_data": {**(custom or {}), STATE_KEY: state},
         "ros_distro": "vand_ros",
     }
+    _dump_metadata(bag, info)
+
+
+def _dump_metadata(bag: Path, info: dict[str, Any]) -> None:
     yaml = YAML(typ="safe")
     yaml.default_flow_style = False
     text = StringIO()
@@ -233,6 +256,33 @@ def read_metadata(bag: Path) -> dict[str, Any]:
 def recording_state(bag: Path) -> str:
     """in_progress | complete | repaired for a bag this package recorded; "" for any other bag."""
     return str((read_metadata(bag).get("custom_data") or {}).get(STATE_KEY, ""))
+
+
+def check_kind(kind: str) -> str:
+    """`kind` if it is a valid episode kind (lower-case words joined by '+'), else a VandError."""
+    if not KIND_PATTERN.fullmatch(kind):
+        raise VandError(
+            f"episode kind {kind!r}: expected lower-case words (letters, digits, _) joined by '+', "
+            "e.g. clean, recovery or switch+recovery"
+        )
+    return kind
+
+
+def episode_kind(bag: Path) -> str:
+    """How the bag's demonstration was made (custom_data vand_ros.episode_kind); "" when it does not say."""
+    return str((read_metadata(bag).get("custom_data") or {}).get(KIND_KEY, ""))
+
+
+def set_episode_kind(bag: Path, kind: str) -> None:
+    """Write `kind` into the bag directory's metadata.yaml (atomically; everything else is kept)."""
+    check_kind(kind)
+    info = read_metadata(bag)
+    if not info:
+        raise VandError(f"{bag} has no metadata.yaml: not a finished rosbag2 directory")
+    if needs_repair(bag):
+        raise VandError(f"{bag} was not finished by its recorder; run `vand-ros bag repair {bag}` first")
+    info["custom_data"] = {**(info.get("custom_data") or {}), KIND_KEY: kind}
+    _dump_metadata(bag, info)
 
 
 def needs_repair(bag: Path) -> bool:
@@ -300,7 +350,8 @@ def repair(bag: str | Path) -> RepairReport:
         infos.append(_file_info(path.name, result, topics))
     if not infos:
         raise VandError(f"{bag}: no message could be recovered from {', '.join(p.name for p in files)}")
-    write_metadata(bag, infos, topics, "repaired", compress)
+    kept = {k: str(v) for k, v in (meta.get("custom_data") or {}).items() if k != STATE_KEY}
+    write_metadata(bag, infos, topics, "repaired", compress, kept)
     return RepairReport(bag, recovered, infos)
 
 

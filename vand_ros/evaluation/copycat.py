@@ -15,7 +15,8 @@ Where the graph carries its previous command as an input (action representation 
     vand-ros copycat models/policy.onnx --dataset data/ds [--split val] [--mode MODE] [--json out.json]
 
 Prints the table, then one JSON line: {"model", "mode", "episodes", "wipe_stroke_gain": {joint: gain},
-"copycat": {behaviour: {joint: {...}}}}.
+"wipe_stroke_gain_by_kind": {episode kind: {joint: gain}} (where the wipe's episodes are of several kinds:
+clean and recovery demonstrations, from the bags' metadata), "copycat": {key: {joint: {...}}}}.
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
         "action": runtime.card.action.label,
         "episodes": len(episodes),
         "wipe_stroke_gain": {j: wipe[j]["gain"] for j in WIPE_STROKE_JOINTS if j in wipe},
+        "wipe_stroke_gain_by_kind": {
+            key.split("/", 1)[1]: {j: joints[j]["gain"] for j in WIPE_STROKE_JOINTS if j in joints}
+            for key, joints in diag.items()
+            if key.startswith("wipe/")
+        },
         "copycat": diag,
     }
     if args.json:

@@ -16,17 +16,26 @@ from vand_ros.data.dataset import Episode
 def copycat_stats(
     episodes: Sequence[Episode], commands: Sequence[np.ndarray], joint_names: Sequence[str]
 ) -> dict[str, Any]:
-    """{behaviour or "all": {joint: {policy_mse, copy_mse, previous_mse, gain}}}: the absolute commands
-    (T, A) sent on each episode's observations against its demonstrated targets and measured joints, from
-    the second tick on (so that every tick has a previous target)."""
+    """{key: {joint: {policy_mse, copy_mse, previous_mse, gain}}}: the absolute commands (T, A) sent on
+    each episode's observations against its demonstrated targets and measured joints, from the second tick
+    on (so that every tick has a previous target). Keys: each behaviour, "all", and "<behaviour>/<kind>"
+    for each episode kind (Episode.kind; "unknown" where the bag did not say) of a behaviour whose
+    episodes are of more than one kind: a recovery demonstration's offset holds the noise on its executed
+    commands, which no policy can predict, so the pooled gain mixes two different questions."""
     n = len(joint_names)
     rows: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(list)
+    kinds: dict[str, set[str]] = defaultdict(set)
+    for ep in episodes:
+        kinds[ep.behaviour].add(ep.kind or "unknown")
     for ep, sent in zip(episodes, commands, strict=True):
         command = np.asarray(sent, dtype=np.float64)[1:, :n]  # (T-1, J)
         target = ep.act[1:, :n].astype(np.float64)
         measured = ep.obs[1:, :n].astype(np.float64)
         previous = ep.act[:-1, :n].astype(np.float64)
-        for key in (ep.behaviour, "all"):
+        keys = [ep.behaviour, "all"]
+        if len(kinds[ep.behaviour]) > 1:
+            keys.append(f"{ep.behaviour}/{ep.kind or 'unknown'}")
+        for key in keys:
             rows[key].append((command, target, measured, previous))
     out: dict[str, Any] = {}
     for key, parts in sorted(rows.items()):

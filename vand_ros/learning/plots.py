@@ -92,7 +92,7 @@ def copycat(diag: dict[str, Any], path: Path) -> None:
     """The copycat diagnostic (learning.diagnostics): per behaviour and joint, the policy's command error
     next to "copy the measured joint" and "repeat the last command", and the gain."""
     plt = _pyplot()
-    groups = [k for k in diag if k != "all"] or list(diag)
+    groups = [k for k in diag if k != "all" and "/" not in k] or list(diag)  # behaviours, not kinds
     joints = list(next(iter(diag.values())))
     fig, axes = plt.subplots(2, len(groups), figsize=(3.2 * len(groups), 6), squeeze=False)
     x = np.arange(len(joints))

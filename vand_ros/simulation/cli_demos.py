@@ -75,6 +75,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def episode_kind(perturbation: Perturbation | None, switch: bool) -> str:
+    """What the bag's custom_data says about the episode (data.recording.KIND_KEY): "clean", or the parts
+    "switch" (`--switch`), "recovery" (DART noise or pushes) and "delayed" (`--max-delay`) joined by '+'."""
+    p = perturbation or Perturbation()
+    parts = ["switch"] if switch else []
+    if p.dart_arm > 0 or any(v > 0 for v in p.dart_base) or p.pushes > 0:
+        parts.append("recovery")
+    if p.max_delay > 0:
+        parts.append("delayed")
+    return "+".join(parts) or "clean"
+
+
 def write_episode(
     behaviour: str, seed: int, episode: int, path: Path, storage: str = "mcap", compress: bool = False,
     duration: float = 0.0, with_clock: bool = False, perturbation: Perturbation | None = None,
@@ -85,6 +97,7 @@ def write_episode(
     With an active `perturbation`, the episode is a recovery demonstration; with `switch`, a switch
     demonstration, as long as the switch time plus the behaviour's episode (module docstring)."""
     from vand_ros.data.bag_writer import BagWriter
+    from vand_ros.data.recording import KIND_KEY
     from vand_ros.simulation import demonstrators as D
     from vand_ros.simulation import perturb as P
     from vand_ros.simulation.bagsink import BagSink
@@ -101,7 +114,8 @@ def write_episode(
     disturber = None
     if perturbation is not None and perturbation.active:
         disturber = P.Disturber(perturbation, length, P.rng(seed, episode, behaviour))
-    with BagWriter(path, storage=storage, compress=compress) as bag:
+    custom = {KIND_KEY: episode_kind(perturbation, switch)}
+    with BagWriter(path, storage=storage, compress=compress, custom_data=custom) as bag:
         runner = Runner(Sim(), BagSink(bag, with_clock=with_clock), demo, disturber, handover)
         runner.start()
         runner.run(length)

@@ -23,6 +23,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--with-clock", action="store_true", help="also record /clock")
     parser.add_argument("--no-sim-time", action="store_true", help="stamp with the wall clock, not /clock")
+    parser.add_argument(
+        "--episode-kind",
+        default="",
+        help="how the demonstration is made (e.g. clean, recovery), kept in the bag's metadata; the copycat "
+        "diagnostic reports each kind apart",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,5 +43,6 @@ def run(args: argparse.Namespace) -> int:
         "-p", f"max_bag_size:={args.max_bag_size}",
         "-p", f"with_clock:={str(args.with_clock).lower()}",
         "-p", f"use_sim_time:={str(not args.no_sim_time).lower()}",
+        "-p", f"episode_kind:={args.episode_kind!r}",
     ]  # fmt: skip
     return recorder.main(["vand-ros-record", *ros])

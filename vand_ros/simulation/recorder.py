@@ -14,7 +14,8 @@ Stops on SIGINT/SIGTERM/SIGHUP (after draining what already arrived, for at most
 not the topics go quiet) or after `duration` sim seconds measured from the first message. Parameters:
 out (str, required), compress (bool), duration (float, 0 = until signalled), max_bag_duration (float
 [s], 0 = no split), max_bag_size (int [bytes], 0 = no split), with_clock (bool: also record /clock),
-*_topic (topic names).
+episode_kind (str, "": how the demonstration is made, e.g. clean or recovery, kept in the bag's metadata:
+data.recording.KIND_KEY), *_topic (topic names).
 """
 
 from __future__ import annotations
@@ -60,10 +61,13 @@ class Recorder(Node):
         max_duration = float(self.declare_parameter("max_bag_duration", 0.0).value)
         max_size = int(self.declare_parameter("max_bag_size", 0).value)
         with_clock = bool(self.declare_parameter("with_clock", False).value)
+        episode_kind = str(self.declare_parameter("episode_kind", "").value)
         if not out:
             raise VandError("parameter out is empty: expected the directory of the new bag (-p out:=DIR)")
         topics = [*RECORDED, *((CLOCK,) if with_clock else ())]
-        self.bag = RecordingBag(out, max_duration=max_duration, max_size=max_size, compress=compress)
+        self.bag = RecordingBag(
+            out, max_duration=max_duration, max_size=max_size, compress=compress, episode_kind=episode_kind
+        )
         self.first_ns: int | None = None
         self.done = False
         self.error = ""  # why the recording stopped early ("" while it runs)
