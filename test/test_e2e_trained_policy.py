@@ -36,6 +36,7 @@ PERFORMED = ("wipe", "patrol", "visit_abc", "visit_cba")  # models/README.md: wh
 def test_shipped_policy_performs_its_behaviours_over_dds(
     tmp_path: Path, new_ros_domain: Callable[[], int]
 ) -> None:
+    from vand_ros.data.recording import episode_kind
     from vand_ros.evaluation import conditions as C
     from vand_ros.evaluation.closed_loop import trajectory_from_bag
     from vand_ros.evaluation.evaluate import reference_from_bags
@@ -63,6 +64,7 @@ def test_shipped_policy_performs_its_behaviours_over_dds(
         assert proc.returncode == 0, f"{behaviour}: {proc.stdout[-3000:]}"
         traj = trajectory_from_bag(record)
         assert traj.t[-1] > DURATION - 5, f"{behaviour}: the recording covers the run"
+        assert episode_kind(record) == "policy"  # the bag says the policy drove (for retraining)
         metrics = evaluate_trajectory(traj, refs[behaviour], SuccessConfig())
         return metrics.success, metrics.failures, metrics.values
 

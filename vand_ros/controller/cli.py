@@ -88,7 +88,8 @@ def commands(args: argparse.Namespace) -> list[list[str]]:
             sim += ["-p", "initial_pose:=[" + ",".join(str(float(v)) for v in args.initial_pose) + "]"]
         cmds.append(sim)
     if args.record:
-        rec = [_exe("vand-ros"), "record", "--out", str(args.record)]
+        # The bag says how its episode was made: by the policy (data.recording.KIND_KEY).
+        rec = [_exe("vand-ros"), "record", "--out", str(args.record), "--episode-kind", "policy"]
         rec += ["--max-bag-duration", str(args.max_bag_duration)] if args.max_bag_duration else []
         cmds.append(rec + ([] if args.sim else ["--no-sim-time"]))
     ctrl = [_exe("controller_node"), "--ros-args"]
