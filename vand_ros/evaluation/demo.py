@@ -332,7 +332,9 @@ def write_report(out: Path, facts: dict[str, Any]) -> Path:
         f"(epoch {tr['best_epoch']}), validation MSE {tr['best_val_mse']:.4f} (normalised units).",
         "- Copycat diagnostic (validation episodes; 1 = the policy reproduces the demonstrated offset of "
         "the target from the measured joints, 0 = it copies the joints), pooled over the joints: "
-        + ", ".join(f"{b} {pooled_gain(j):.2f}" for b, j in tr["copycat"].items() if b != "all")
+        + ", ".join(
+            f"{b} {pooled_gain(j):.2f}" for b, j in tr["copycat"].items() if b != "all" and "/" not in b
+        )  # per behaviour; the rows per episode kind are in the run's summary.json
         + ".",
         f"- Learned noise sigma: mean {sigma.get('mean', float('nan')):.4f} "
         f"(min {sigma.get('min', float('nan')):.4f}, max {sigma.get('max', float('nan')):.4f}); "
