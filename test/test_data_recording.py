@@ -6,6 +6,7 @@ so a layout mistake in the streaming MCAP writer fails these tests.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,7 @@ def test_a_bag_says_how_its_demonstration_was_made_and_keeps_it_through_repair_a
 
 def test_every_episode_carries_its_bags_kind_through_the_dataset_and_the_cache(tmp_path: Path) -> None:
     from vand_ros.data.builder import build_dataset
+    from vand_ros.data.cli import print_summary
     from vand_ros.data.config import DataConfig
     from vand_ros.data.dataset import Dataset
     from vand_ros.simulation.cli_demos import write_episode
@@ -239,5 +241,10 @@ def test_every_episode_carries_its_bags_kind_through_the_dataset_and_the_cache(t
         got = {ep.source.split("#")[0]: ep.kind for ep in dataset.episodes}
         assert got == want, attempt
         assert summary.to_dict()["episode_kinds"] == {"clean": 2, "recovery": 2, "unknown": 1}
+    table = io.StringIO()
+    print_summary(summary, DataConfig(), table)  # what `vand-ros dataset` prints: a kind per bag, the counts
+    lines = {line.split()[0]: line for line in table.getvalue().splitlines() if line.strip()}
+    assert " recovery " in lines["rec_0"] and " - " in lines["unlabelled"]
+    assert "clean x2, recovery x2, unknown x1" in lines["TOTAL"]
     loaded = Dataset.load(dataset.save(tmp_path / "ds"))
     assert [(e.source, e.kind) for e in loaded.episodes] == [(e.source, e.kind) for e in dataset.episodes]

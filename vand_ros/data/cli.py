@@ -96,7 +96,7 @@ def print_summary(summary: BuildSummary, config: DataConfig, out: TextIO | None 
         ("cmd", t.cmd_vel),
     ]
     header = ["bag", "status", "episodes", "bag [s]", "episodes [s]", "ticks", "invalid"]
-    header += [f"{label} [Hz]" for label, _ in streams] + ["behaviours"]
+    header += [f"{label} [Hz]" for label, _ in streams] + ["kind", "behaviours"]
     rows = [header]
     for r in summary.reports:
         name = Path(r.bag).name
@@ -113,6 +113,7 @@ def print_summary(summary: BuildSummary, config: DataConfig, out: TextIO | None 
                 str(r.ticks),
                 str(r.invalid_ticks),
                 *(f"{r.rates.get(topic, 0.0):.1f}" for _, topic in streams),
+                r.episode_kind or "-",  # how the demonstration was made, where the bag says
                 ", ".join(f"{b} x{n}" for b, n in sorted(r.behaviours.items())),
             ]
         )
@@ -127,6 +128,7 @@ def print_summary(summary: BuildSummary, config: DataConfig, out: TextIO | None 
             str(d["ticks"]),
             str(d["invalid_ticks"]),
             *([""] * len(streams)),
+            ", ".join(f"{k} x{n}" for k, n in d["episode_kinds"].items()),
             ", ".join(f"{b} x{n}" for b, n in d["behaviours"].items()),
         ]
     )
